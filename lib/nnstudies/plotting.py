@@ -1,0 +1,80 @@
+"""One plotting style for the whole book, and the figures chapters share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib as mpl
+import matplotlib.pyplot as plt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from .training import History
+
+__all__ = ["PALETTE", "color_for", "new_figure", "plot_histories", "use_style"]
+
+# Colour-blind-safe (Okabe & Ito), in the order methods are first drawn.
+PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+_ASSIGNED: dict[str, str] = {}
+
+
+def use_style() -> None:
+    """Set the book's matplotlib style: readable sizes, light grid, no top/right spines, crisp PNGs."""
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (6.4, 3.8),
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "figure.constrained_layout.use": True,
+            "axes.prop_cycle": mpl.cycler(color=PALETTE),
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.titlesize": 11,
+            "axes.labelsize": 10,
+            "legend.frameon": False,
+            "legend.fontsize": 9,
+            "lines.linewidth": 1.8,
+        }
+    )
+
+
+def color_for(name: str) -> str:
+    """A fixed colour per method or label, the same in every figure of a session."""
+    if name not in _ASSIGNED:
+        _ASSIGNED[name] = PALETTE[len(_ASSIGNED) % len(PALETTE)]
+    return _ASSIGNED[name]
+
+
+def new_figure(ncols: int = 1, *, width: float = 6.4, height: float = 3.8) -> tuple[Figure, list[Axes]]:
+    """A figure with ``ncols`` axes side by side (always a list), in the book's style."""
+    use_style()
+    fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
+    plt.close(fig)  # shown by whoever returns it; never twice
+    return fig, list(axes[0])
+
+
+def _smooth(values: Sequence[float], window: int) -> list[float]:
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
+def plot_histories(histories: Mapping[str, History], *, smooth: int = 20, title: str | None = None) -> Figure:
+    """Training loss (smoothed over ``smooth`` steps) and test accuracy against steps, one line per run."""
+    fig, (ax_loss, ax_acc) = new_figure(2, width=9.0, height=3.4)
+    for label, h in histories.items():
+        color = color_for(label)
+        ax_loss.plot(h.step, _smooth(h.train_loss, smooth), color=color, label=label)
+        ax_acc.plot(h.eval_step, h.test_accuracy, color=color, marker="o", markersize=3, label=label)
+    ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="training loss")
+    ax_acc.set(xlabel="step", ylabel="test accuracy", ylim=(0, 1), title="test accuracy")
+    ax_acc.legend(loc="lower right")
+    if title:
+        fig.suptitle(title)
+    return fig

@@ -1,0 +1,60 @@
+"""Progress bars and the switch between live widgets and static output.
+
+In a live Jupyter kernel, bars are notebook widgets (``tqdm.auto``). In a
+non-interactive run — papermill, the book build, a script, the tests — and
+whenever ``$NNSTUDIES_STATIC`` is set, output must survive being stored in a
+notebook, so bars are plain text written once, when they finish.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from tqdm import tqdm as text_tqdm
+
+__all__ = ["STATIC_ENV", "is_interactive", "progress"]
+
+STATIC_ENV = "NNSTUDIES_STATIC"
+T = TypeVar("T")
+
+
+def is_interactive() -> bool:
+    """True in a live Jupyter kernel with ipywidgets, unless ``$NNSTUDIES_STATIC`` is set to a true value."""
+    if os.environ.get(STATIC_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+        import ipywidgets  # noqa: F401
+    except ImportError:
+        return False
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+class _FinalOnly(text_tqdm):
+    """A text bar that prints one line, when it closes (no carriage-return churn in stored outputs)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("file", sys.stdout)
+        super().__init__(*args, mininterval=float("inf"), maxinterval=float("inf"), miniters=0, delay=float("inf"), **kwargs)
+
+    def close(self) -> None:
+        if not self.disable and self.leave and not getattr(self, "_printed", False):
+            self._printed = True
+            self.fp.write(self.__str__() + "\n")
+            self.fp.flush()
+        self.leave = False
+        super().close()
+
+
+def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str | None = None, disable: bool = False, **kwargs: Any) -> Any:
+    """A tqdm progress bar: a widget in a live notebook, one final text line otherwise."""
+    if is_interactive():
+        from tqdm.auto import tqdm as auto_tqdm
+
+        return auto_tqdm(iterable, total=total, desc=desc, disable=disable, **kwargs)
+    return _FinalOnly(iterable, total=total, desc=desc, disable=disable, **kwargs)
