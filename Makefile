@@ -32,7 +32,14 @@ html: $(STAMP)
 
 book: execute html
 
-test: $(STAMP)
+# MathJax, so the browser test can check that math renders on this offline machine (optional: needs npm).
+MATHJAX := _build/vendor/mathjax
+$(MATHJAX):
+	@mkdir -p _build/vendor && cd _build/vendor && (npm pack --silent mathjax@3.2.2 >/dev/null 2>&1 \
+	  && mkdir -p mathjax && tar -xzf mathjax-3.2.2.tgz -C mathjax --strip-components=1 && rm mathjax-3.2.2.tgz) \
+	  || echo "npm could not fetch MathJax: the browser test will check math markup only"
+
+test: $(STAMP) | $(MATHJAX)
 	NNSTUDIES_SCALE=smoke NNSTUDIES_STATIC=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 clean:

@@ -1,0 +1,44 @@
+"""The repository's own promises: dependencies in step, the README's commands, CI calling them."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def _norm(spec: str) -> str:
+    return re.sub(r"\s+", "", spec).lower()
+
+
+def test_environment_yml_matches_pyproject() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    wanted = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict) and "pip" in item)
+    assert sorted(map(_norm, pip)) == sorted(map(_norm, wanted))
+    assert project["requires-python"] == ">=3.10,<3.14"
+    assert "python>=3.10,<3.14" in env["dependencies"]
+
+
+def test_jupyter_book_pin() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert "jupyter-book>=1.0.4,<2" in project["optional-dependencies"]["book"]
+
+
+def test_readme_commands_and_ci() -> None:
+    readme = (ROOT / "README.md").read_text()
+    assert "make book" in readme and "make test" in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert re.search(r"^make test$", ci, re.M), ".ci/run must call the README's test command"
+    makefile = (ROOT / "Makefile").read_text()
+    assert re.search(r"^book:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+
