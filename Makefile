@@ -40,7 +40,7 @@ $(MATHJAX):
 	  || echo "npm could not fetch MathJax: the browser test will check math markup only"
 
 test: $(STAMP) | $(MATHJAX)
-	NNSTUDIES_SCALE=smoke NNSTUDIES_STATIC=1 $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	NNSTUDIES_SCALE=smoke NNSTUDIES_STATIC=1 NNSTUDIES_CACHE=$(CURDIR)/_build/test-cache $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 clean:
 	rm -rf _build

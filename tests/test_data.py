@@ -117,3 +117,34 @@ def test_downloaded_dataset_through_pooch(served: tuple[str, Path], tmp_path: Pa
     monkeypatch.setitem(data_module._SOURCES, "fashion_mnist", ("http://127.0.0.1:9/", tuple(hashes)))
     with pytest.raises(DownloadError, match="mnist1d"):
         load_dataset("fashion_mnist", root=tmp_path)
+
+
+def test_cifar10_archive_through_pooch(served: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CIFAR-10 loader on a small archive laid out like the real one (python pickles in a tar.gz)."""
+    import io
+    import pickle
+    import tarfile
+
+    url, folder = served
+    rng = np.random.default_rng(1)
+    batches = {f"data_batch_{i}": 4 for i in range(1, 6)} | {"test_batch": 3}
+    made = {}
+    with tarfile.open(folder / "cifar.tar.gz", "w:gz") as tar:
+        for name, n in batches.items():
+            batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": rng.integers(0, 10, n).tolist()}
+            made[name] = batch
+            blob = pickle.dumps(batch)
+            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+    digest = "md5:" + hashlib.md5((folder / "cifar.tar.gz").read_bytes()).hexdigest()
+    monkeypatch.setattr(data_module, "_CIFAR10", (url + "cifar.tar.gz", digest))
+    monkeypatch.setattr(data_module, "_torchvision_arrays", lambda name, root: None)
+    data = load_dataset("CIFAR-10", root=tmp_path)
+    assert data.x_train.shape == (20, 3, 32, 32) and data.x_test.shape == (3, 3, 32, 32)
+    assert data.y_test.tolist() == made["test_batch"]["labels"]
+    # channel 0 of image 0 is the first 1024 bytes of its row (CIFAR stores R, G, B planes)
+    raw = torch.as_tensor(made["data_batch_1"]["data"][0, :1024].reshape(32, 32), dtype=torch.float32) / 255
+    standardised = data.x_train[0, 0]
+    corr = torch.corrcoef(torch.stack([raw.flatten(), standardised.flatten()]))[0, 1]
+    assert corr > 0.999

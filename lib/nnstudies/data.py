@@ -192,18 +192,25 @@ def _pooch_arrays(name: str, root: Path) -> tuple[np.ndarray, ...]:
     return tuple(_read_idx(p) for p in paths)
 
 
+def _images(x: np.ndarray) -> torch.Tensor:
+    """uint8 images (N, H, W) or (N, H, W, C) as float32 (N, C, H, W) in [0, 1]."""
+    t = torch.from_numpy(np.array(x, dtype=np.float32)) / 255.0
+    return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()
+
+
+def _labels(y: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.array(y, dtype=np.int64))
+
+
 def _downloaded(name: str, num_classes: int) -> Callable[[Path], Dataset]:
     def load(root: Path) -> Dataset:
         arrays = _torchvision_arrays(name, root) or _pooch_arrays(name, root)
         x_train, y_train, x_test, y_test = arrays
-        def images(x: np.ndarray) -> torch.Tensor:
-            t = torch.from_numpy(np.array(x, dtype=np.float32)) / 255.0
-            return t.unsqueeze(1) if t.ndim == 3 else t.permute(0, 3, 1, 2).contiguous()  # (N, C, H, W)
-        xtr, xte = images(x_train), images(x_test)
+        xtr, xte = _images(x_train), _images(x_test)
         mean = xtr.mean(dim=(0, 2, 3), keepdim=True)
         std = xtr.std(dim=(0, 2, 3), keepdim=True)
-        labels = lambda y: torch.as_tensor(np.asarray(y), dtype=torch.int64)  # noqa: E731
-        return Dataset(name, (xtr - mean) / std, labels(y_train), (xte - mean) / std, labels(y_test), num_classes)
+        return Dataset(name, (xtr - mean) / std, _labels(y_train), (xte - mean) / std, _labels(y_test), num_classes)
+
     return load
 
 
