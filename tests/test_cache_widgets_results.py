@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import nnstudies
-from nnstudies import LogSlider, MLP, Choice, Slider, explore
+from nnstudies import MLP, Choice, LogSlider, Slider, explore
 from nnstudies.cache import cache_dir, cache_key, cached
 from nnstudies.training import History
 
@@ -34,7 +34,7 @@ def test_cache_hit_and_miss() -> None:
     fit = Counter()
     model, history = cached({"width": 8, "seed": 0}, build=_build, fit=fit)
     assert fit.calls == 1 and history.train_loss == [0.5]
-    again, history_again = cached({"width": 8, "seed": 0}, build=_build, fit=fit)
+    again, _ = cached({"width": 8, "seed": 0}, build=_build, fit=fit)
     assert fit.calls == 1, "same configuration must not retrain"
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
     assert not torch.equal(again.state_dict()["1.weight"], _build().state_dict()["1.weight"])
@@ -58,7 +58,7 @@ def test_corrupt_entry_is_rebuilt_not_crashed_on() -> None:
     path.write_bytes(b"\x00garbage")
     nnstudies.cache._MEMORY.clear()
     with pytest.warns(UserWarning, match="damaged"):
-        model, history = cached(config, build=_build, fit=fit)
+        _, history = cached(config, build=_build, fit=fit)
     assert fit.calls == 2 and history.train_loss == [0.5]
     nnstudies.cache._MEMORY.clear()
     with warnings.catch_warnings():

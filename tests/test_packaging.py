@@ -38,7 +38,7 @@ def test_readme_commands_and_ci() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make book" in readme and "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", ci, re.M), ".ci/run must call the README's test command"
+    assert re.search(r"^make test$", ci, re.MULTILINE), ".ci/run must call the README's test command"
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^book:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert re.search(r"^book:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
 

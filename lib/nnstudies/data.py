@@ -28,8 +28,8 @@ import pooch
 import torch
 
 __all__ = [
-    "DATA_ENV",
     "DATASETS",
+    "DATA_ENV",
     "Dataset",
     "DownloadError",
     "data_dir",
@@ -163,7 +163,7 @@ def _torchvision_arrays(name: str, root: Path) -> tuple[np.ndarray, ...] | None:
     """(x_train, y_train, x_test, y_test) as uint8/int arrays via torchvision, or None without it."""
     try:
         from torchvision import datasets as tv
-    except Exception:  # not installed, or installed but broken beside this torch
+    except Exception:  # noqa: BLE001 - not installed, or installed but broken beside this torch
         return None
     cls = {"mnist": tv.MNIST, "fashion_mnist": tv.FashionMNIST, "cifar10": tv.CIFAR10}[name]
     try:
@@ -245,8 +245,8 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, *, root: str | os.PathLike[
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, **arrays)
         os.replace(tmp, path)
-    f32 = lambda k: torch.as_tensor(arrays[k], dtype=torch.float32)  # noqa: E731
-    i64 = lambda k: torch.as_tensor(arrays[k], dtype=torch.int64)  # noqa: E731
+    f32 = lambda k: torch.as_tensor(arrays[k], dtype=torch.float32)
+    i64 = lambda k: torch.as_tensor(arrays[k], dtype=torch.int64)
     return Dataset("mnist1d", f32("x"), i64("y"), f32("x_test"), i64("y_test"), 10)
 
 

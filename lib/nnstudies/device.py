@@ -8,7 +8,7 @@ import random
 import numpy as np
 import torch
 
-__all__ = ["DEVICE_ENV", "get_device", "describe_device", "seed_everything"]
+__all__ = ["DEVICE_ENV", "describe_device", "get_device", "seed_everything"]
 
 DEVICE_ENV = "NNSTUDIES_DEVICE"
 

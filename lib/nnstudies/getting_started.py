@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 from matplotlib.figure import Figure
+from torch import nn
 
 from .cache import cached
 from .data import Dataset, load_dataset
@@ -45,7 +46,7 @@ def train_mlp(lr: float, *, scale: str, seed: int = 0, device: torch.device | No
         torch.manual_seed(seed)
         return MLP(data.in_features, p["hidden"], data.num_classes).to(device)
 
-    def fit(model: MLP) -> History:
+    def fit(model: nn.Module) -> History:
         return train(model, data, lr=lr, epochs=p["epochs"], batch_size=p["batch_size"], seed=seed, desc=f"lr={lr:.3g}")
 
     return cached(config, build=build, fit=fit)  # type: ignore[return-value]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from itertools import pairwise
 
 import torch
 from torch import nn
 
-__all__ = ["MLP", "CNN"]
+__all__ = ["CNN", "MLP"]
 
 
 def _as_tuple(sizes: int | Sequence[int], what: str) -> tuple[int, ...]:
@@ -57,7 +58,7 @@ class MLP(nn.Sequential):
         self.out_features = _as_tuple(out_features, "out_features")[0]
         sizes = (self.in_features, *self.hidden)
         layers: list[nn.Module] = [nn.Flatten()]
-        for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
+        for fan_in, fan_out in pairwise(sizes):
             layers += [nn.Linear(fan_in, fan_out, bias=bias), nn.ReLU()]
         layers.append(nn.Linear(sizes[-1], self.out_features, bias=bias))
         super().__init__(*layers)

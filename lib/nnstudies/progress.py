@@ -43,7 +43,7 @@ class _FinalOnly(text_tqdm):
         super().__init__(*args, mininterval=float("inf"), maxinterval=float("inf"), miniters=0, delay=float("inf"), **kwargs)
 
     def close(self) -> None:
-        if not self.disable and self.leave and not getattr(self, "_printed", False):
+        if not self.disable and getattr(self, "leave", True) and not getattr(self, "_printed", False):
             self._printed = True
             self.fp.write(self.__str__() + "\n")
             self.fp.flush()

@@ -18,7 +18,7 @@ RESULTS_ENV = "NNSTUDIES_RESULTS_DIR"
 _RECORDED: dict[str, dict[str, float | int | str | bool]] = {}
 
 
-def record(chapter: str, **values: float | int | str | bool) -> dict[str, float | int | str | bool]:
+def record(chapter: str, **values: float | str | bool) -> dict[str, float | int | str | bool]:
     """Record named headline numbers of ``chapter``; return everything recorded for it so far."""
     for name, value in values.items():
         if isinstance(value, float) and not math.isfinite(value):

@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from typing import TypeVar
 
-__all__ = ["SCALES", "SCALE_ENV", "check_scale", "resolve_scale", "pick"]
+__all__ = ["SCALES", "SCALE_ENV", "check_scale", "pick", "resolve_scale"]
 
 SCALES: dict[str, str] = {
     "smoke": "seconds on a CPU, for tests",
