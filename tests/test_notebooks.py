@@ -59,6 +59,13 @@ def test_getting_started_claims(smoke_runs: dict[str, dict]) -> None:
     assert r["cached_seconds"] < r["train_seconds"], "a cached model should load faster than it trains"
 
 
+def test_permutations_claims(smoke_runs: dict[str, dict]) -> None:
+    r = smoke_runs["01_permutations"]
+    assert r["barrier_activations"] < r["barrier_naive"], "activation matching should lower the barrier"
+    assert r["barrier_weights"] < r["barrier_naive"], "weight matching should lower the barrier"
+    assert r["init_midpoint_permuted"] > r["init_midpoint_naive"], "permuted inits should average better than naive ones"
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_stored_notebook_is_current(path: Path) -> None:
     """Stored outputs were made by the current code (make book), badge and install line match _config.yml."""

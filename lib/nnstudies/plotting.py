@@ -14,8 +14,8 @@ from .training import History
 
 __all__ = ["PALETTE", "color_for", "new_figure", "plot_histories", "use_style"]
 
-# Colour-blind-safe (Okabe & Ito), in the order methods are first drawn.
-PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442", "#000000")
+# Colour-blind-safe (Okabe & Ito), in the order methods are first drawn; the pale yellow comes last.
+PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 _ASSIGNED: dict[str, str] = {}
 
 

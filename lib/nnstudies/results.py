@@ -11,8 +11,9 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
-__all__ = ["RESULTS_ENV", "record", "recorded"]
+__all__ = ["RESULTS_ENV", "markdown_table", "record", "recorded"]
 
 RESULTS_ENV = "NNSTUDIES_RESULTS_DIR"
 _RECORDED: dict[str, dict[str, float | int | str | bool]] = {}
@@ -40,3 +41,15 @@ def record(chapter: str, **values: float | str | bool) -> dict[str, float | int 
 def recorded(chapter: str) -> dict[str, float | int | str | bool]:
     """What ``chapter`` has recorded in this process."""
     return dict(_RECORDED.get(chapter, {}))
+
+
+def markdown_table(header: list[str], rows: list[list[object]]) -> Any:
+    """A table for a notebook cell: rendered as Markdown by Jupyter and by the book."""
+    from IPython.display import Markdown
+
+    if any(len(row) != len(header) for row in rows):
+        raise ValueError("every row needs one entry per header column")
+    escape = lambda v: str(v).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(escape, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(escape, row)) + " |" for row in rows]
+    return Markdown("\n".join(lines))

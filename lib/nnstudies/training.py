@@ -95,6 +95,8 @@ def train(
     device: torch.device | str | None = None,
     desc: str | None = "training",
     show_progress: bool = True,
+    max_steps: int | None = None,
+    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
 ) -> History:
     """Train ``model`` in place with minibatch cross-entropy; return its ``History``.
 
@@ -103,6 +105,9 @@ def train(
     and at the end. ``optimizer`` is a name for :func:`make_optimizer` or a function
     ``model -> torch.optim.Optimizer``. A NaN or infinite loss stops training with
     a :class:`DivergenceError` that names the step and keeps the history so far.
+    ``max_steps`` stops after that many updates (within the given epochs);
+    ``on_epoch_end(epoch, model)`` is called after each full epoch (1, 2, ...),
+    e.g. to keep snapshots.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
@@ -112,14 +117,17 @@ def train(
     opt = make_optimizer(optimizer, model.parameters(), lr, momentum=momentum, weight_decay=weight_decay) if isinstance(optimizer, str) else optimizer(model)
     n = len(data.y_train)
     steps_per_epoch = math.ceil(n / batch_size)
+    total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    if total < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     eval_every = eval_every or steps_per_epoch
     generator = torch.Generator().manual_seed(seed)
     history = History()
     started = time.perf_counter()
     model.train()
     step = 0
-    with progress(total=epochs * steps_per_epoch, desc=desc, disable=not show_progress) as bar:
-        for _ in range(epochs):
+    with progress(total=total, desc=desc, disable=not show_progress) as bar:
+        for epoch in range(1, epochs + 1):
             order = torch.randperm(n, generator=generator).to(device)
             for start in range(0, n, batch_size):
                 index = order[start : start + batch_size]
@@ -135,12 +143,18 @@ def train(
                 opt.step()
                 history.step.append(step)
                 history.train_loss.append(value)
-                if step % eval_every == 0 or step == epochs * steps_per_epoch:
+                if step % eval_every == 0 or step == total:
                     test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
                     history.eval_step.append(step)
                     history.test_loss.append(test_loss)
                     history.test_accuracy.append(test_acc)
                     bar.set_postfix(loss=f"{value:.3f}", test_acc=f"{test_acc:.3f}", refresh=False)
                 bar.update(1)
+                if step == total:
+                    break
+            if on_epoch_end is not None and step == epoch * steps_per_epoch:
+                on_epoch_end(epoch, model)
+            if step == total:
+                break
     history.seconds = time.perf_counter() - started
     return history

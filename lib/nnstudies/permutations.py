@@ -1,0 +1,435 @@
+"""Permutation symmetry of hidden units: matching two networks, interpolating them, and REPAIR.
+
+Hidden units of a layer can be reordered — rows of the weights into the layer and
+columns of the weights out of it — without changing the network's function. Two
+networks trained from different seeds are compared after *matching* the units of
+network B to those of network A:
+
+- :func:`match_activations` pairs units whose activations on the same inputs are
+  most similar (cosine similarity, or Pearson correlation), one linear assignment
+  per hidden layer, all layers at once (Benzing et al. 2022);
+- :func:`match_weights` pairs units whose weights agree best, by coordinate descent
+  over layers (Ainsworth et al. 2022, "weight matching").
+
+Both return one permutation per hidden layer for :func:`permute`. Then
+:func:`interpolation_curve` evaluates θ(α) = (1−α)·θ_A + α·θ_B along the line,
+:func:`barrier` measures the bump over the straight line between the endpoints
+(Entezari et al. 2022), and :func:`repair` renormalises an interpolated network
+(Jordan et al. 2023). Works for :class:`nnstudies.models.MLP` and
+:class:`nnstudies.models.CNN` (a conv channel is a unit; every spatial position
+is a sample).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from torch import nn
+
+from .data import Dataset
+from .models import CNN, MLP
+from .training import evaluate
+
+__all__ = [
+    "Barrier",
+    "activation_similarity",
+    "Curve",
+    "barrier",
+    "hidden_activations",
+    "interpolate",
+    "interpolation_curve",
+    "match_activations",
+    "match_weights",
+    "max_output_difference",
+    "permute",
+    "random_permutations",
+    "repair",
+]
+
+_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+
+
+# ----------------------------------------------------------------------------- structure
+
+
+def _layers(model: nn.Module) -> list[nn.Module]:
+    """The weight layers of a supported model, input to output; every one but the last feeds a ReLU."""
+    if not isinstance(model, (MLP, CNN)):
+        raise ValueError(f"permutations support nnstudies.models.MLP and CNN, got {type(model).__name__}")
+    return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
+
+
+def _widths(model: nn.Module) -> list[int]:
+    return [layer.weight.shape[0] for layer in _layers(model)[:-1]]
+
+
+def _check_same_architecture(a: nn.Module, b: nn.Module) -> None:
+    la, lb = _layers(a), _layers(b)
+    kinds_a, kinds_b = [type(m).__name__ for m in la], [type(m).__name__ for m in lb]
+    if type(a) is not type(b) or kinds_a != kinds_b:
+        raise ValueError(f"different architectures: {type(a).__name__}{kinds_a} vs {type(b).__name__}{kinds_b}")
+    for i, (x, y) in enumerate(zip(la, lb)):
+        if x.weight.shape != y.weight.shape or (x.bias is None) != (y.bias is None):
+            raise ValueError(f"layer {i} differs: weight {tuple(x.weight.shape)} vs {tuple(y.weight.shape)}, "
+                             f"bias {x.bias is not None} vs {y.bias is not None}")
+
+
+def _check_perms(model: nn.Module, perms: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    widths = _widths(model)
+    if len(perms) != len(widths):
+        raise ValueError(f"expected {len(widths)} permutations (one per hidden layer), got {len(perms)}")
+    checked = []
+    for i, (p, n) in enumerate(zip(perms, widths)):
+        p = torch.as_tensor(p)
+        if p.dtype not in (torch.int64, torch.int32) or p.shape != (n,) or not torch.equal(p.sort().values.cpu(), torch.arange(n)):
+            raise ValueError(f"permutation {i} is not a permutation of range({n}): shape {tuple(p.shape)}, dtype {p.dtype}")
+        checked.append(p.long())
+    return checked
+
+
+def random_permutations(model: nn.Module, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """One uniformly random permutation per hidden layer of ``model``."""
+    return [torch.randperm(n, generator=generator) for n in _widths(model)]
+
+
+# ----------------------------------------------------------------------------- permute, interpolate
+
+
+def permute(model: nn.Module, perms: Sequence[torch.Tensor]) -> nn.Module:
+    """A copy of ``model`` with hidden layer ``l``'s units reordered so that new unit ``i`` is old unit ``perms[l][i]``.
+
+    The copy computes the same function; ``model`` is left untouched.
+    """
+    perms = _check_perms(model, perms)
+    new = copy.deepcopy(model)
+    layers = _layers(new)
+    with torch.no_grad():
+        for layer_in, layer_out, p in zip(layers[:-1], layers[1:], perms):
+            p = p.to(layer_in.weight.device)
+            layer_in.weight.copy_(layer_in.weight[p])
+            if layer_in.bias is not None:
+                layer_in.bias.copy_(layer_in.bias[p])
+            layer_out.weight.copy_(layer_out.weight[:, p])
+    return new
+
+
+def interpolate(model_a: nn.Module, model_b: nn.Module, alpha: float) -> nn.Module:
+    """The model with parameters (1 − α)·θ_A + α·θ_B (a new model; both inputs untouched)."""
+    _check_same_architecture(model_a, model_b)
+    new = copy.deepcopy(model_a)
+    state_b = model_b.state_dict()
+    with torch.no_grad():
+        for name, value in new.state_dict().items():
+            if value.is_floating_point():
+                value.mul_(1 - alpha).add_(state_b[name].to(value.device), alpha=alpha)
+    return new
+
+
+# ----------------------------------------------------------------------------- activations
+
+
+def _units_last(x: torch.Tensor) -> torch.Tensor:
+    """(N, C) stays; (N, C, L) or (N, C, H, W) becomes (N·L or N·H·W, C): every position is a sample."""
+    return x if x.ndim == 2 else x.movedim(1, -1).reshape(-1, x.shape[1])
+
+
+def _record(model: nn.Module, inputs: torch.Tensor, *, pre: bool) -> list[torch.Tensor]:
+    """Hidden activations of one batch: post-ReLU (``pre=False``) or the weight layers' outputs (``pre=True``)."""
+    layers = _layers(model)
+    if pre:
+        watched = layers[:-1]
+    else:
+        watched = [m for m in model.modules() if isinstance(m, nn.ReLU)]
+        if len(watched) != len(layers) - 1:
+            raise ValueError("expected one ReLU after each hidden weight layer")
+    seen: list[torch.Tensor] = []
+    handles = [m.register_forward_hook(lambda _m, _i, out: seen.append(_units_last(out))) for m in watched]
+    try:
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return seen
+
+
+def hidden_activations(model: nn.Module, inputs: torch.Tensor) -> list[torch.Tensor]:
+    """Post-ReLU activations of each hidden layer as (samples, units)."""
+    was = model.training
+    model.eval()
+    try:
+        return _record(model, inputs, pre=False)
+    finally:
+        model.train(was)
+
+
+def _batches(inputs: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
+    return [inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size)]
+
+
+def activation_similarity(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    similarity: str = "cosine",
+    batch_size: int = 2048,
+) -> list[torch.Tensor]:
+    """Per hidden layer, S[i, j]: the similarity of A's unit i and B's unit j over all samples of ``inputs``.
+
+    ``"cosine"``: of the raw post-ReLU activation vectors (as Benzing et al.);
+    ``"pearson"``: after subtracting each unit's mean (as REPAIR). Statistics are
+    accumulated over batches, so memory does not grow with the number of inputs.
+    """
+    if similarity not in ("cosine", "pearson"):
+        raise ValueError(f"unknown similarity {similarity!r}; choose 'cosine' or 'pearson'")
+    _check_same_architecture(model_a, model_b)
+    device = next(model_a.parameters()).device
+    stats: list[dict[str, torch.Tensor]] = []
+    count = 0
+    for batch in _batches(inputs.to(device), batch_size):
+        acts_a, acts_b = hidden_activations(model_a, batch), hidden_activations(model_b, batch)
+        if not stats:
+            stats = [{"ab": torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64, device=device),
+                      **{k: torch.zeros(a.shape[1], dtype=torch.float64, device=device) for k in ("a", "b", "aa", "bb")}}
+                     for a, b in zip(acts_a, acts_b)]
+        for s, a, b in zip(stats, acts_a, acts_b):
+            s["ab"] += (a.T @ b).double()
+            s["a"] += a.sum(0).double()
+            s["b"] += b.sum(0).double()
+            s["aa"] += (a * a).sum(0).double()
+            s["bb"] += (b * b).sum(0).double()
+        count += acts_a[0].shape[0]
+    if not stats:
+        raise ValueError("inputs is empty")
+    matrices = []
+    for s in stats:
+        if similarity == "cosine":
+            sim = s["ab"] / torch.sqrt(s["aa"][:, None] * s["bb"][None, :]).clamp_min(1e-12)
+        else:
+            mean_a, mean_b = s["a"] / count, s["b"] / count
+            cov = s["ab"] / count - mean_a[:, None] * mean_b[None, :]
+            std_a = (s["aa"] / count - mean_a**2).clamp_min(0).sqrt()
+            std_b = (s["bb"] / count - mean_b**2).clamp_min(0).sqrt()
+            sim = cov / (std_a[:, None] * std_b[None, :]).clamp_min(1e-12)
+        matrices.append(sim.cpu())
+    return matrices
+
+
+def match_activations(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    similarity: str = "cosine",
+    batch_size: int = 2048,
+) -> list[torch.Tensor]:
+    """Permutations aligning ``model_b``'s hidden units to ``model_a``'s by their activations on ``inputs``.
+
+    Per hidden layer, with S from :func:`activation_similarity`, the permutation p
+    maximises Σ_i S[i, p[i]] (a linear assignment). Layers are matched
+    independently, in one shot, from the unpermuted networks.
+    """
+    perms = []
+    for sim in activation_similarity(model_a, model_b, inputs, similarity=similarity, batch_size=batch_size):
+        _, cols = linear_sum_assignment(sim.numpy(), maximize=True)
+        perms.append(torch.as_tensor(cols, dtype=torch.long))
+    return perms
+
+
+# ----------------------------------------------------------------------------- weight matching
+
+
+def _rows(w: torch.Tensor) -> torch.Tensor:
+    """A weight as (units out, everything else)."""
+    return w.reshape(w.shape[0], -1)
+
+
+def _cols(w: torch.Tensor) -> torch.Tensor:
+    """A weight as (units in, everything else)."""
+    return w.transpose(0, 1).reshape(w.shape[1], -1)
+
+
+def match_weights(model_a: nn.Module, model_b: nn.Module, *, max_sweeps: int = 100, seed: int = 0) -> list[torch.Tensor]:
+    """Permutations aligning ``model_b`` to ``model_a`` by weight matching (Git Re-Basin).
+
+    Coordinate descent: visit the hidden layers in a random order (from ``seed``);
+    for layer l, holding the other permutations fixed, solve the linear assignment
+    that maximises ⟨W_A^l, P W_B^l P_{l−1}ᵀ⟩ + ⟨W_A^{l+1}, P_{l+1} W_B^{l+1} Pᵀ⟩
+    (+ ⟨b_A^l, P b_B^l⟩); repeat until a sweep changes nothing or ``max_sweeps``.
+    A permutation is only replaced by one that strictly raises the objective, so
+    the descent cannot cycle.
+    """
+    if max_sweeps < 1:
+        raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}")
+    _check_same_architecture(model_a, model_b)
+    la, lb = _layers(model_a), _layers(model_b)
+    wa = [m.weight.detach().double().cpu() for m in la]
+    wb = [m.weight.detach().double().cpu() for m in lb]
+    ba = [None if m.bias is None else m.bias.detach().double().cpu() for m in la]
+    bb = [None if m.bias is None else m.bias.detach().double().cpu() for m in lb]
+    n_hidden = len(la) - 1
+    perms = [torch.arange(w.shape[0]) for w in wa[:-1]]
+    rng = np.random.default_rng(seed)
+    for _ in range(max_sweeps):
+        changed = False
+        for layer in rng.permutation(n_hidden):
+            w_in = wb[layer] if layer == 0 else wb[layer][:, perms[layer - 1]]
+            sim = _rows(wa[layer]) @ _rows(w_in).T
+            if ba[layer] is not None:
+                sim += torch.outer(ba[layer], bb[layer])  # type: ignore[arg-type]
+            w_out = wb[layer + 1] if layer + 1 == n_hidden else wb[layer + 1][perms[layer + 1]]
+            sim += _cols(wa[layer + 1]) @ _cols(w_out).T
+            _, cols = linear_sum_assignment(sim.numpy(), maximize=True)
+            new = torch.as_tensor(cols, dtype=torch.long)
+            rows = torch.arange(len(new))
+            gain = sim[rows, new].sum() - sim[rows, perms[layer]].sum()
+            if gain > 1e-12 * sim.abs().sum().clamp_min(1.0):
+                perms[layer] = new
+                changed = True
+        if not changed:
+            break
+    return perms
+
+
+# ----------------------------------------------------------------------------- curves and barriers
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Loss and accuracy of θ(α) = (1−α)·θ_A + α·θ_B at each α."""
+
+    alphas: list[float]
+    loss: list[float]
+    accuracy: list[float]
+
+    def at(self, alpha: float) -> tuple[float, float]:
+        """(loss, accuracy) at the α closest to ``alpha``."""
+        i = int(np.argmin([abs(a - alpha) for a in self.alphas]))
+        return self.loss[i], self.accuracy[i]
+
+
+@dataclass(frozen=True)
+class Barrier:
+    """Height of the bump over the straight line between the endpoints, on loss and on error (1 − accuracy)."""
+
+    loss: float
+    error: float
+
+
+def _xy(data: Dataset | tuple[torch.Tensor, torch.Tensor], split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(data, Dataset):
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        return (data.x_test, data.y_test) if split == "test" else (data.x_train, data.y_train)
+    x, y = data
+    if len(x) != len(y):
+        raise ValueError(f"inputs ({len(x)}) and labels ({len(y)}) differ in length")
+    return x, y
+
+
+def interpolation_curve(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    data: Dataset | tuple[torch.Tensor, torch.Tensor],
+    alphas: Sequence[float] = tuple(i / 10 for i in range(11)),
+    *,
+    split: str = "test",
+) -> Curve:
+    """Mean cross-entropy and accuracy of the interpolated model at each α, on ``data`` (a Dataset's test split by default)."""
+    x, y = _xy(data, split)
+    device = next(model_a.parameters()).device
+    x, y = x.to(device), y.to(device)
+    losses, accs = [], []
+    for alpha in alphas:
+        loss, acc = evaluate(interpolate(model_a, model_b, alpha), x, y)
+        losses.append(loss)
+        accs.append(acc)
+    return Curve([float(a) for a in alphas], losses, accs)
+
+
+def barrier(curve: Curve) -> Barrier:
+    """max_α [L(θ(α)) − ((1−α)·L(θ_A) + α·L(θ_B))], on loss and on error; needs α = 0 and α = 1 on the curve."""
+    if not curve.alphas or min(curve.alphas) != 0.0 or max(curve.alphas) != 1.0:
+        raise ValueError("the curve must include alpha = 0 and alpha = 1 (the endpoints)")
+    a = np.asarray(curve.alphas)
+    i0, i1 = int(np.argmin(a)), int(np.argmax(a))
+
+    def height(values: Sequence[float]) -> float:
+        v = np.asarray(values)
+        return float(np.max(v - ((1 - a) * v[i0] + a * v[i1])))
+
+    return Barrier(loss=height(curve.loss), error=height([1 - acc for acc in curve.accuracy]))
+
+
+# ----------------------------------------------------------------------------- REPAIR
+
+
+def _preactivation_stats(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2048) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per hidden layer, the mean and standard deviation of each unit's pre-activation over ``inputs``."""
+    was = model.training
+    model.eval()
+    sums: list[list[torch.Tensor]] = []
+    count = 0
+    try:
+        for batch in _batches(inputs, batch_size):
+            acts = _record(model, batch, pre=True)
+            if not sums:
+                sums = [[torch.zeros(a.shape[1], dtype=torch.float64, device=a.device) for _ in range(2)] for a in acts]
+            for s, a in zip(sums, acts):
+                s[0] += a.sum(0).double()
+                s[1] += (a.double() ** 2).sum(0)
+            count += acts[0].shape[0]
+    finally:
+        model.train(was)
+    stats = []
+    for first, second in sums:
+        mean = first / count
+        stats.append((mean, (second / count - mean**2).clamp_min(0).sqrt()))
+    return stats
+
+
+def _with_hidden_biases(model: nn.Module) -> nn.Module:
+    """The model with a (zero) bias added to every hidden weight layer that has none."""
+    for layer in _layers(model)[:-1]:
+        if layer.bias is None:  # registered as None by the layer, so assigning a Parameter registers it
+            layer.bias = nn.Parameter(torch.zeros(layer.weight.shape[0], device=layer.weight.device, dtype=layer.weight.dtype))
+    return model
+
+
+def repair(model_a: nn.Module, model_b: nn.Module, alpha: float, inputs: torch.Tensor) -> nn.Module:
+    """REPAIR: the interpolated model with each hidden unit's pre-activation statistics reset.
+
+    ``model_b`` should already be aligned to ``model_a`` (see :func:`permute`). For
+    hidden layer l, unit i, the target mean and standard deviation over ``inputs``
+    are (1−α)·μ_A + α·μ_B and (1−α)·σ_A + α·σ_B; the interpolated layer's weights
+    and bias are rescaled and shifted to match them, layer by layer from the input
+    (each layer measured after the earlier ones were corrected). Hidden layers
+    without a bias get one.
+    """
+    device = next(model_a.parameters()).device
+    inputs = inputs.to(device)
+    stats_a = _preactivation_stats(model_a, inputs)
+    stats_b = _preactivation_stats(model_b, inputs)
+    model = _with_hidden_biases(interpolate(model_a, model_b, alpha))
+    for l, layer in enumerate(_layers(model)[:-1]):
+        mean, std = _preactivation_stats(model, inputs)[l]
+        target_mean = (1 - alpha) * stats_a[l][0] + alpha * stats_b[l][0]
+        target_std = (1 - alpha) * stats_a[l][1] + alpha * stats_b[l][1]
+        scale = (target_std / std.clamp_min(1e-8)).to(layer.weight.dtype)
+        with torch.no_grad():
+            layer.weight.mul_(scale.reshape(-1, *[1] * (layer.weight.ndim - 1)))
+            layer.bias.copy_((layer.bias - mean.to(layer.bias.dtype)) * scale + target_mean.to(layer.bias.dtype))
+    return model
+
+
+def max_output_difference(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor) -> float:
+    """max |f_A(x) − f_B(x)| over ``inputs`` (both in evaluation mode)."""
+    with torch.no_grad():
+        return (model_a.eval()(inputs) - model_b.eval()(inputs)).abs().max().item()
+

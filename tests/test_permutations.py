@@ -1,0 +1,183 @@
+"""nnstudies.permutations against independent references: exact recovery, function preservation, closed forms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from nnstudies import CNN, MLP
+from nnstudies.permutations import (
+    Curve,
+    activation_similarity,
+    barrier,
+    interpolate,
+    interpolation_curve,
+    match_activations,
+    match_weights,
+    max_output_difference,
+    permute,
+    random_permutations,
+    repair,
+)
+
+torch.manual_seed(0)
+MODELS = {
+    "mlp": lambda: MLP(20, [48, 32, 24], 5),
+    "mlp-nobias": lambda: MLP(20, [64], 5, bias=False),
+    "cnn1d": lambda: CNN(1, 5, [8, 12, 16], dim=1, pool_after=(0,)),
+    "cnn2d": lambda: CNN(3, 5, [6, 10], dim=2),
+}
+INPUTS = {"mlp": (300, 20), "mlp-nobias": (300, 20), "cnn1d": (200, 20), "cnn2d": (60, 3, 8, 8)}
+
+
+def _equal_state(a: nn.Module, b: nn.Module) -> bool:
+    sa, sb = a.state_dict(), b.state_dict()
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_permute_preserves_function_and_input(kind: str) -> None:
+    torch.manual_seed(1)
+    model = MODELS[kind]()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(*INPUTS[kind])
+    shuffled = permute(model, random_permutations(model, torch.Generator().manual_seed(2)))
+    assert max_output_difference(model, shuffled, x) < 1e-5
+    assert not _equal_state(model, shuffled)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "input model must be untouched"
+
+
+def _explicit_permute(model: MLP, perms: list[torch.Tensor]) -> MLP:
+    """Reference: P_l W_l P_{l-1}^T with explicitly formed permutation matrices."""
+    out = MLP(model.in_features, list(model.hidden), model.out_features)
+    mats = [torch.eye(len(p))[p] for p in perms]  # (P x)_i = x_{p[i]}
+    with torch.no_grad():
+        for l, (src, dst) in enumerate(zip(model.linears, out.linears)):
+            left = mats[l] if l < len(mats) else torch.eye(src.weight.shape[0])
+            right = mats[l - 1] if l > 0 else torch.eye(src.weight.shape[1])
+            dst.weight.copy_(left @ src.weight @ right.T)
+            dst.bias.copy_(left @ src.bias)
+    return out
+
+
+def test_permute_matches_permutation_matrices() -> None:
+    torch.manual_seed(3)
+    model = MLP(7, [5, 6], 3)
+    perms = random_permutations(model, torch.Generator().manual_seed(4))
+    ours, ref = permute(model, perms), _explicit_permute(model, perms)
+    for a, b in zip(ours.state_dict().values(), ref.state_dict().values()):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+@pytest.mark.parametrize("method", ["activations", "activations-pearson", "weights"])
+def test_matching_recovers_a_shuffled_copy_exactly(kind: str, method: str) -> None:
+    torch.manual_seed(5)
+    model = MODELS[kind]()
+    x = torch.randn(*INPUTS[kind])
+    shuffled = permute(model, random_permutations(model, torch.Generator().manual_seed(6)))
+    if method == "weights":
+        perms = match_weights(model, shuffled, seed=1)
+    else:
+        perms = match_activations(model, shuffled, x, similarity="pearson" if method.endswith("pearson") else "cosine")
+    assert _equal_state(permute(shuffled, perms), model)
+
+
+def test_similarity_against_numpy_reference() -> None:
+    torch.manual_seed(7)
+    a, b = MLP(6, [9], 2), MLP(6, [9], 2)
+    x = torch.randn(500, 6)
+    ha = torch.relu(a.linears[0](x)).detach().double().numpy()
+    hb = torch.relu(b.linears[0](x)).detach().double().numpy()
+    cos = (ha / np.linalg.norm(ha, axis=0)).T @ (hb / np.linalg.norm(hb, axis=0))
+    pearson = np.corrcoef(ha.T, hb.T)[:9, 9:]
+    (ours_cos,) = activation_similarity(a, b, x, batch_size=64)
+    (ours_pearson,) = activation_similarity(a, b, x, similarity="pearson", batch_size=64)
+    np.testing.assert_allclose(ours_cos.numpy(), cos, atol=1e-6)
+    np.testing.assert_allclose(ours_pearson.numpy(), pearson, atol=1e-6)
+
+
+def test_weight_matching_maximises_objective_on_small_layer() -> None:
+    """With one hidden layer, weight matching is a single assignment: compare with brute force over all 5! perms."""
+    import itertools
+
+    torch.manual_seed(8)
+    a, b = MLP(4, [5], 3), MLP(4, [5], 3)
+    (p,) = match_weights(a, b)
+
+    def score(q: tuple[int, ...]) -> float:
+        q_t = torch.tensor(q)
+        bb = permute(b, [q_t])
+        with torch.no_grad():
+            return float(sum((x * y).sum() for x, y in zip(a.parameters(), bb.parameters())))
+
+    best = max(itertools.permutations(range(5)), key=score)
+    assert score(tuple(p.tolist())) == pytest.approx(score(best))
+
+
+def test_interpolation_endpoints_and_midpoint() -> None:
+    torch.manual_seed(9)
+    a, b = MLP(4, [6], 3), MLP(4, [6], 3)
+    assert _equal_state(interpolate(a, b, 0.0), a)
+    for x, y in zip(interpolate(a, b, 1.0).state_dict().values(), b.state_dict().values()):
+        torch.testing.assert_close(x, y)
+    for m, x, y in zip(interpolate(a, b, 0.25).parameters(), a.parameters(), b.parameters()):
+        torch.testing.assert_close(m, 0.75 * x + 0.25 * y)
+
+
+def test_barrier_of_a_model_with_itself_is_zero() -> None:
+    torch.manual_seed(10)
+    model = CNN(1, 4, [4, 4], dim=1)
+    x, y = torch.randn(100, 12), torch.randint(4, (100,))
+    b = barrier(interpolation_curve(model, model, (x, y)))
+    assert abs(b.loss) < 1e-6 and abs(b.error) < 1e-9
+
+
+def test_barrier_closed_form() -> None:
+    curve = Curve([0.0, 0.25, 0.5, 0.75, 1.0], [1.0, 2.0, 3.5, 2.5, 2.0], [0.9, 0.6, 0.5, 0.6, 0.7])
+    b = barrier(curve)
+    assert b.loss == pytest.approx(3.5 - 1.5)  # line at 0.5 is (1 + 2) / 2
+    assert b.error == pytest.approx(0.5 - 0.2)  # errors 0.1 .. 0.3: line at 0.5 is 0.2, curve 0.5
+    with pytest.raises(ValueError, match="endpoints"):
+        barrier(Curve([0.0, 0.5], [1.0, 2.0], [0.5, 0.5]))
+
+
+def test_repair_sets_the_interpolated_statistics() -> None:
+    """After REPAIR, each hidden unit's pre-activation mean and std equal the interpolated endpoint statistics."""
+    torch.manual_seed(11)
+    a, b = MLP(10, [16, 12], 3, bias=False), MLP(10, [16, 12], 3, bias=False)
+    x = torch.randn(2000, 10)
+    alpha = 0.3
+    fixed = repair(a, b, alpha, x)
+
+    def preacts(model: MLP) -> list[torch.Tensor]:
+        out, h = [], x
+        for layer in model.linears[:-1]:
+            z = layer(h)
+            out.append(z.detach())
+            h = torch.relu(z)
+        return out
+
+    for za, zb, zm in zip(preacts(a), preacts(b), preacts(fixed)):
+        torch.testing.assert_close(zm.mean(0), (1 - alpha) * za.mean(0) + alpha * zb.mean(0), atol=1e-4, rtol=1e-4)
+        target_std = (1 - alpha) * za.std(0, unbiased=False) + alpha * zb.std(0, unbiased=False)
+        torch.testing.assert_close(zm.std(0, unbiased=False), target_std, atol=1e-4, rtol=1e-4)
+    assert all(layer.bias is None for layer in a.linears), "inputs untouched"
+
+
+def test_bad_inputs_are_clear_errors() -> None:
+    a = MLP(5, [8], 3)
+    with pytest.raises(ValueError, match="architectures|layer 0"):
+        match_activations(a, MLP(5, [9], 3), torch.randn(10, 5))
+    with pytest.raises(ValueError, match="architectures"):
+        interpolate(a, CNN(1, 3, [8], dim=1), 0.5)
+    with pytest.raises(ValueError, match="not a permutation"):
+        permute(a, [torch.tensor([0, 0, 1, 2, 3, 4, 5, 6])])
+    with pytest.raises(ValueError, match="one per hidden layer"):
+        permute(a, [])
+    with pytest.raises(ValueError, match="support"):
+        match_weights(nn.Sequential(nn.Linear(5, 3)), nn.Sequential(nn.Linear(5, 3)))
+    with pytest.raises(ValueError, match="similarity"):
+        match_activations(a, a, torch.randn(4, 5), similarity="euclid")
