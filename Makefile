@@ -14,11 +14,19 @@ STAMP := $(VENV)/.nnstudies-installed
 
 env: $(STAMP)
 
+# Test-only peer library (checks our KFAC factors). Installed without its dependencies: BackPACK asks for
+# torchvision, which would replace the installed torch; curvlinops does not need torchvision.
+PEERS := curvlinops-for-pytorch==3.0.1 backpack-for-pytorch==1.7.1 unfoldNd==0.2.3 einconv==0.1.0 \
+	linear_operator==0.6.1 opt-einsum==3.4.0 einops==0.8.2
+
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	@# pin the torch that is there, so that no dependency can replace it
+	@$(PY) -c "import torch; print('torch==' + torch.__version__)" > $(VENV)/torch-constraint.txt
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e ".[book,test]"
+	$(PY) -m pip install --quiet -c $(VENV)/torch-constraint.txt -e ".[book,test]"
+	$(PY) -m pip install --quiet -c $(VENV)/torch-constraint.txt --no-deps $(PEERS)
 	@touch $@
 
 sync: $(STAMP)

@@ -66,6 +66,32 @@ def test_permutations_claims(smoke_runs: dict[str, dict]) -> None:
     assert r["init_midpoint_permuted"] > r["init_midpoint_naive"], "permuted inits should average better than naive ones"
 
 
+def test_neuron_descent_claims(smoke_runs: dict[str, dict]) -> None:
+    r = smoke_runs["02_neuron_descent"]
+    assert r["loss_kfac"] < r["loss_natural"], "KFAC should reach a lower training loss than the exact natural gradient"
+    assert r["loss_kfac"] < r["loss_kfac_standard"], "heuristic damping should beat standard damping"
+    assert r["cosine_heuristic"] > r["cosine_standard"], "KFAC with heuristic damping should point closer to FOOF"
+
+
+def test_continual_learning_claims(smoke_runs: dict[str, dict]) -> None:
+    r = smoke_runs["03_continual_learning"]
+    assert r["avg_acc_best_permuted"] > r["avg_acc_none_permuted"], "the regulariser chosen on validation should beat none"
+    assert r["avg_acc_regularised_mean_permuted"] > r["avg_acc_none_permuted"], "regularisers should beat none on average"
+    assert r["avg_acc_best_split"] > r["avg_acc_none_split"], "on split tasks too"
+    assert r["forgetting_none_permuted"] > 0, "without regularisation earlier tasks are forgotten"
+    assert r["r_si_sos"] > 0.8 and r["r_mas_af"] > 0.8, "SI ≈ SOS and MAS ≈ AF"
+    assert r["bias_share_small_batch"] > r["bias_share_large_batch"], "SI's bias shrinks as the batch grows"
+
+
+def test_rtrl_claims(smoke_runs: dict[str, dict]) -> None:
+    r = smoke_runs["04_rtrl"]
+    assert r["exact_rtrl_error"] < 1e-8, "exact RTRL must equal BPTT with the parameters held fixed"
+    assert r["variance_ok_r1"] < r["variance_kf"], "OK(1), the optimal KF-RTRL, should be less noisy than KF-RTRL"
+    assert r["variance_ok_rmax"] < r["variance_ok_r2"] < r["variance_ok_r1"], "OK's noise should fall with the rank"
+    assert r["variance_kf"] < r["variance_uoro"], "Kronecker-factored estimates should be less noisy than UORO"
+    assert r["sequence_variance_ok_r1"] < r["sequence_variance_kf"]
+
+
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
 def test_stored_notebook_is_current(path: Path) -> None:
     """Stored outputs were made by the current code (make book), badge and install line match _config.yml."""

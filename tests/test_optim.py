@@ -1,0 +1,278 @@
+"""nnstudies.optim against explicitly formed matrices, per-example autograd loops, and a peer library (curvlinops)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nnstudies import MLP
+from nnstudies.optim import (
+    FOOF,
+    KFAC,
+    NaturalGradient,
+    a_inner_cosine,
+    foof_direction,
+    kfac_direction,
+    layer_statistics,
+    natural_gradient_direction,
+    sample_labels,
+)
+
+
+
+@pytest.fixture(autouse=True)
+def _float64() -> None:
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
+def tiny(bias: bool = True, seed: int = 0) -> tuple[MLP, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(seed)
+    model = MLP(5, [4, 3], 3, bias=bias, init="torch").double()
+    x = torch.randn(7, 5)
+    y = torch.randint(3, (7,))
+    return model, x, y
+
+
+def per_example_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Reference: a Python loop of autograd gradients of ℓ_i, flattened over all parameters (B × |θ|)."""
+    rows = []
+    for i in range(len(x)):
+        loss = F.cross_entropy(model(x[i : i + 1]), y[i : i + 1])
+        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(model.parameters()))]))
+    return torch.stack(rows)
+
+
+def explicit_factors(model: MLP, x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Reference: (Ā, Ḡ, ∇W̃) per layer from a loop over examples, with inputs and output gradients by autograd."""
+    out = []
+    layers = model.linears
+    for index, layer in enumerate(layers):
+        a_sum = g_sum = grad_sum = 0
+        for i in range(len(x)):
+            h = x[i : i + 1]
+            for j, l in enumerate(layers):
+                if j == index:
+                    a = torch.cat([h, torch.ones(1, 1)], 1) if l.bias is not None else h
+                    z = l(h)
+                    break
+                h = torch.relu(l(h))
+            logits = z
+            for l in layers[index + 1 :]:
+                logits = l(torch.relu(logits))
+            (e,) = torch.autograd.grad(F.cross_entropy(logits, y[i : i + 1]), z)
+            a, e = a.detach().reshape(-1), e.reshape(-1)
+            a_sum = a_sum + torch.outer(a, a)
+            g_sum = g_sum + torch.outer(e, e)
+            grad_sum = grad_sum + torch.outer(e, a)
+        b = len(x)
+        out.append((a_sum / b, g_sum / b, grad_sum / b))
+    return out
+
+
+def as_matrices(model: MLP, direction: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Per layer [W b] from a per-parameter list."""
+    it = iter(direction)
+    mats = []
+    for layer in model.linears:
+        w = next(it)
+        mats.append(torch.cat([w, next(it)[:, None]], 1) if layer.bias is not None else w)
+    return mats
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_statistics_match_an_explicit_loop(bias: bool) -> None:
+    model, x, y = tiny(bias)
+    stats = layer_statistics(model, x, y)
+    for s, (a, g, grad) in zip(stats, explicit_factors(model, x, y)):
+        torch.testing.assert_close(s.a_factor(), a)
+        torch.testing.assert_close(s.g_factor(), g)
+        torch.testing.assert_close(s.gradient(), grad)
+    # and the gradient is the gradient of the batch-mean loss
+    auto = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    ours = as_matrices(model, [g for s in stats for g in ([s.gradient()[:, :-1], s.gradient()[:, -1]] if bias else [s.gradient()])])
+    torch.testing.assert_close(ours, as_matrices(model, list(auto)))
+
+
+def test_foof_direction_explicit() -> None:
+    model, x, y = tiny()
+    lam = 0.3
+    ours = as_matrices(model, foof_direction(model, x, y, lam))
+    for d, (a, _, grad) in zip(ours, explicit_factors(model, x, y)):
+        torch.testing.assert_close(d, grad @ torch.linalg.inv(a + lam * torch.eye(len(a))))
+
+
+def test_kfac_heuristic_explicit() -> None:
+    model, x, y = tiny()
+    lam = 0.5
+    ours = as_matrices(model, kfac_direction(model, x, y, lam))
+    for d, (a, g, grad) in zip(ours, explicit_factors(model, x, y)):
+        pi = math.sqrt((a.trace() / len(a)) / (g.trace() / len(g)))
+        lam_a, lam_g = pi * math.sqrt(lam), math.sqrt(lam) / pi
+        expected = torch.linalg.inv(g + lam_g * torch.eye(len(g))) @ grad @ torch.linalg.inv(a + lam_a * torch.eye(len(a)))
+        torch.testing.assert_close(d, expected)
+
+
+def test_kfac_standard_damping_is_the_damped_kronecker_product() -> None:
+    model, x, y = tiny()
+    lam = 0.05
+    ours = as_matrices(model, kfac_direction(model, x, y, lam, damping_kind="standard"))
+    for d, (a, g, grad) in zip(ours, explicit_factors(model, x, y)):
+        big = torch.kron(a, g) + lam * torch.eye(len(a) * len(g))  # acts on vec(X) = columns stacked
+        vec = torch.linalg.solve(big, grad.T.reshape(-1))
+        torch.testing.assert_close(d, vec.reshape(grad.shape[1], grad.shape[0]).T)
+
+
+@pytest.mark.parametrize("fisher", ["empirical", "mc"])
+def test_natural_gradient_against_explicit_fisher(fisher: str) -> None:
+    model, x, y = tiny()
+    lam = 0.1
+    labels = y if fisher == "empirical" else sample_labels(model(x), generator=torch.Generator().manual_seed(3))
+    g_i = per_example_grads(model, x, labels)
+    fisher_matrix = g_i.T @ g_i / len(x)
+    grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))])
+    expected = torch.linalg.solve(fisher_matrix + lam * torch.eye(len(grad)), grad)
+    ours = natural_gradient_direction(model, x, y, lam, fisher=fisher, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(torch.cat([d.reshape(-1) for d in ours]), expected)
+
+
+def test_conv2d_statistics_and_natural_gradient() -> None:
+    torch.manual_seed(4)
+    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 2, stride=2, bias=False),
+                          nn.Flatten(), nn.Linear(2 * 2 * 2, 3))
+    x, y = torch.randn(5, 2, 4, 4), torch.randint(3, (5,))
+    stats = layer_statistics(model, x, y)
+    auto = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+    torch.testing.assert_close(stats[0].gradient()[:, :-1].reshape(3, 2, 3, 3), auto[0])
+    torch.testing.assert_close(stats[0].gradient()[:, -1], auto[1])
+    torch.testing.assert_close(stats[1].gradient().reshape(2, 3, 2, 2), auto[2])
+    lam = 0.2
+    g_i = per_example_grads(model, x, y)
+    grad = torch.cat([g.reshape(-1) for g in auto])
+    expected = torch.linalg.solve(g_i.T @ g_i / len(x) + lam * torch.eye(len(grad)), grad)
+    ours = natural_gradient_direction(model, x, y, lam)
+    torch.testing.assert_close(torch.cat([d.reshape(-1) for d in ours]), expected)
+
+
+def test_kfac_matches_curvlinops() -> None:
+    """The KFAC curvature Ā ⊗ Ḡ against a peer library: curvlinops' KFACLinearOperator (empirical Fisher), as dense matrices."""
+    curvlinops = pytest.importorskip("curvlinops", reason="curvlinops (a test-only peer library) is not installed; `make test` installs it")
+    model, x, y = tiny()
+    params = list(model.parameters())
+    op = curvlinops.KFACLinearOperator(model, nn.CrossEntropyLoss(), params, [(x, y)], fisher_type="empirical",
+                                       separate_weight_and_bias=False, check_deterministic=False)
+    dim = sum(p.numel() for p in params)
+    theirs = op @ torch.eye(dim)
+    stats = layer_statistics(model, x, y)
+
+    def ours_times(v: torch.Tensor) -> torch.Tensor:
+        """Apply X ↦ Ḡ X Ā per layer to a parameter-space vector (W row-major, then b)."""
+        out, offset = [], 0
+        for s, layer in zip(stats, model.linears):
+            n, m = layer.weight.shape
+            w = v[offset : offset + n * m].reshape(n, m)
+            b = v[offset + n * m : offset + n * m + n]
+            y_ = s.g_factor() @ torch.cat([w, b[:, None]], 1) @ s.a_factor()
+            out += [y_[:, :-1].reshape(-1), y_[:, -1]]
+            offset += n * m + n
+        return torch.cat(out)
+
+    ours = torch.stack([ours_times(col) for col in torch.eye(dim).T], dim=1)
+    torch.testing.assert_close(torch.as_tensor(theirs), ours)
+
+
+@pytest.mark.parametrize("kind", ["foof", "kfac-heuristic", "kfac-standard", "natural"])
+def test_optimizer_step_equals_lr_times_direction(kind: str) -> None:
+    model, x, y = tiny()
+    before = [p.detach().clone() for p in model.parameters()]
+    lr, lam = 0.1, 0.7
+    if kind == "foof":
+        direction = foof_direction(model, x, y, lam)
+        opt = FOOF(model, lr, lam, momentum=0.0, decay=0.0, inv_period=1)
+    elif kind.startswith("kfac"):
+        damping_kind = kind.split("-")[1]
+        direction = kfac_direction(model, x, y, lam, damping_kind=damping_kind, fisher="empirical")
+        opt = KFAC(model, lr, lam, damping_kind=damping_kind, fisher="empirical", decay=0.0, inv_period=1)
+    else:
+        direction = natural_gradient_direction(model, x, y, lam)
+        opt = NaturalGradient(model, lr, lam, fisher="empirical")
+    opt.zero_grad()
+    outputs = model(x)
+    loss = F.cross_entropy(outputs, y)
+    if isinstance(opt, KFAC):
+        opt.backward(loss, outputs)
+        opt.step()
+    elif isinstance(opt, NaturalGradient):
+        loss.backward()
+        opt.step(fisher_inputs=x, fisher_targets=y)
+    else:
+        loss.backward()
+        opt.step()
+    for p, p0, d in zip(model.parameters(), before, direction):
+        torch.testing.assert_close(p.detach(), p0 - lr * d)
+
+
+def test_foof_momentum_and_period() -> None:
+    """Heavy-ball momentum on the raw gradient, preconditioner frozen between inversions."""
+    model, x, y = tiny(seed=1)
+    opt = FOOF(model, 0.1, 0.5, momentum=0.9, decay=0.0, inv_period=3, stat_steps=1)
+    ref = MLP(5, [4, 3], 3, init="torch").double()
+    ref.load_state_dict(model.state_dict())
+    velocity = None
+    inverse = None
+    for step in range(4):
+        xb = x + 0.1 * step
+        if step % 3 == 0:  # the only steps whose inputs feed Ā (stat_steps=1, decay 0): refresh the inverse
+            stats = layer_statistics(ref, xb, y)
+            inverse = [torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0])) for s in stats]
+        grads = [s.gradient() for s in layer_statistics(ref, xb, y)]
+        velocity = grads if velocity is None else [0.9 * v + g for v, g in zip(velocity, grads)]
+        with torch.no_grad():
+            for layer, v, inv in zip(ref.linears, velocity, inverse):
+                d = v @ inv
+                layer.weight -= 0.1 * d[:, :-1]
+                layer.bias -= 0.1 * d[:, -1]
+        opt.zero_grad()
+        F.cross_entropy(model(xb), y).backward()
+        opt.step()
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_a_inner_cosine_of_a_direction_with_itself_is_one() -> None:
+    model, x, y = tiny()
+    d = foof_direction(model, x, y, 1.0)
+    assert a_inner_cosine(model, x, d, d) == pytest.approx([1.0, 1.0, 1.0])
+    neg = [-t for t in d]
+    assert a_inner_cosine(model, x, d, neg) == pytest.approx([-1.0, -1.0, -1.0])
+
+
+def test_bad_inputs() -> None:
+    model, x, y = tiny()
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        FOOF(nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3)), 0.1, 1.0)
+    with pytest.raises(ValueError, match="damping"):
+        kfac_direction(model, x, y, 0.0)
+    with pytest.raises(ValueError, match="damping_kind"):
+        kfac_direction(model, x, y, 1.0, damping_kind="both")
+    with pytest.raises(ValueError, match="fisher"):
+        natural_gradient_direction(model, x, y, 1.0, fisher="exact")
+    opt = KFAC(model, 0.1, 1.0)
+    F.cross_entropy(model(x), y).backward()
+    with pytest.raises(RuntimeError, match="optimizer.backward"):
+        opt.step()
+    with pytest.raises(ValueError, match="fisher_inputs"):
+        NaturalGradient(model, 0.1, 1.0).step()
+
+
+def test_singular_factor_is_reported() -> None:
+    model, x, y = tiny()
+    opt = FOOF(model, 0.1, 1e-30, momentum=0.0, decay=0.0, inv_period=1)
+    F.cross_entropy(model(torch.zeros_like(x)), y).backward()  # inputs all zero: Ā is singular (but for the bias)
+    with pytest.raises(FloatingPointError, match="singular|positive definite"):
+        opt.step()
