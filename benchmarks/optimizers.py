@@ -34,11 +34,10 @@ SETTINGS = {
 def child(label: str, sizes: list[int], batch: int, updates: int) -> None:
     """Run one setting and print a JSON line: median and mean seconds per update, peak memory in MB."""
     import torch
-    import torch.nn.functional as F
 
     from nnstudies import MLP, get_device
     from nnstudies.neuron_descent_chapter import _optimizer
-    from nnstudies.optim import KFAC, NaturalGradient
+    from nnstudies.optim import training_step
 
     device = get_device()
     torch.manual_seed(0)
@@ -54,18 +53,7 @@ def child(label: str, sizes: list[int], batch: int, updates: int) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        opt.zero_grad()
-        out = model(x)
-        loss = F.cross_entropy(out, y)
-        if isinstance(opt, KFAC):
-            opt.backward(loss, out)
-            opt.step()
-        elif isinstance(opt, NaturalGradient):
-            loss.backward()
-            opt.step(fisher_inputs=x)
-        else:
-            loss.backward()
-            opt.step()
+        training_step(opt, model, x, y)
         if device.type == "cuda":
             torch.cuda.synchronize()
         if step >= warmup:

@@ -24,7 +24,16 @@ from .cache import cached
 from .data import Dataset, load_dataset
 from .device import get_device
 from .models import CNN, MLP
-from .optim import FOOF, KFAC, NaturalGradient, a_inner_cosine, foof_direction, kfac_direction, layer_statistics
+from .optim import (
+    FOOF,
+    KFAC,
+    NaturalGradient,
+    a_inner_cosine,
+    foof_direction,
+    kfac_direction,
+    layer_statistics,
+    training_step,
+)
 from .optim import _heuristic  # the damping split, to compare KFAC with FOOF at KFAC's own λ_A
 from .plotting import color_for, new_figure
 from .progress import progress
@@ -142,6 +151,7 @@ def _optimizer(method: str, model: nn.Module, lr: float, damping: float | None, 
 
 
 def _losses(kind: str) -> tuple[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]]:
+    """The loss name for :mod:`nnstudies.optim` and the same loss as a function (batch mean)."""
     if kind == "autoencoder":
         return "mse", lambda out, target: 0.5 * ((out - target) ** 2).sum(1).mean()
     return "cross_entropy", F.cross_entropy
@@ -179,23 +189,11 @@ def _fit(method: str, model: nn.Module, data: Dataset, *, lr: float, damping: fl
             x = data.x_train[index]
             y = x if kind == "autoencoder" else data.y_train[index]
             started = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            outputs = model(x)
-            loss = loss_fn(outputs, y)
-            value = loss.item()
+            fisher_x = x if method == "natural-same" else data.x_train[fisher_index]
+            value = training_step(opt, model, x, y, loss=loss_name, fisher_inputs=fisher_x).item()
             if not math.isfinite(value):
                 history = History(step=list(range(1, step)), train_loss=run.loss)
                 raise DivergenceError(step, value, history, f" ({LABELS.get(method, method)}, lr={lr}, damping={damping})")
-            if isinstance(opt, KFAC):
-                opt.backward(loss, outputs)
-                opt.step()
-            elif isinstance(opt, NaturalGradient):
-                loss.backward()
-                fisher_x = x if method == "natural-same" else data.x_train[fisher_index]
-                opt.step(fisher_inputs=fisher_x)
-            else:
-                loss.backward()
-                opt.step()
             if data.x_train.is_cuda:
                 torch.cuda.synchronize()
             spent += time.perf_counter() - started
@@ -305,10 +303,7 @@ def cosine_along_training(scale: str, *, damping: float, every: int, steps: int,
                 out[kind].append(_kfac_vs_foof(model, x, y, damping, kind))
         if step == steps:
             break
-        opt.zero_grad()
-        outputs = model(x)
-        opt.backward(F.cross_entropy(outputs, y), outputs)
-        opt.step()
+        training_step(opt, model, x, y)
     opt.remove_hooks()
     return out
 
@@ -333,18 +328,7 @@ def time_per_update(model_fn: Callable[[], nn.Module], data: Dataset, settings: 
             index = torch.randint(len(data.y_train), (batch_size,), generator=generator).to(data.x_train.device)
             x, y = data.x_train[index], data.y_train[index]
             started = time.perf_counter()
-            opt.zero_grad()
-            outputs = model(x)
-            loss = F.cross_entropy(outputs, y)
-            if isinstance(opt, KFAC):
-                opt.backward(loss, outputs)
-                opt.step()
-            elif isinstance(opt, NaturalGradient):
-                loss.backward()
-                opt.step(fisher_inputs=x)
-            else:
-                loss.backward()
-                opt.step()
+            training_step(opt, model, x, y)
             if x.is_cuda:
                 torch.cuda.synchronize()
             if step >= warmup:

@@ -49,6 +49,7 @@ __all__ = [
     "natural_gradient_direction",
     "sample_labels",
     "supported_layers",
+    "training_step",
 ]
 
 _SUPPORTED = (nn.Linear, nn.Conv2d)
@@ -338,12 +339,10 @@ def a_inner_cosine(model: nn.Module, inputs: torch.Tensor, u: Sequence[torch.Ten
         a = a.reshape(-1, a.shape[-1])
         a_bar = a.T @ a / a.shape[0]
 
-        def matrix(d: Sequence[torch.Tensor]) -> torch.Tensor:
-            return _weight_matrix(layer, d[index[layer.weight]], None if layer.bias is None else d[index[layer.bias]])
-
-        mu, mv = matrix(u), matrix(v)
-        inner = lambda x_, y_: torch.trace(x_ @ a_bar @ y_.T)  # noqa: E731
-        cosines.append((inner(mu, mv) / torch.sqrt(inner(mu, mu) * inner(mv, mv))).item())
+        bias = layer.bias
+        mu, mv = (_weight_matrix(layer, d[index[layer.weight]], None if bias is None else d[index[bias]]) for d in (u, v))
+        uv, uu, vv = (torch.trace(p @ a_bar @ q.T) for p, q in ((mu, mv), (mu, mu), (mv, mv)))
+        cosines.append((uv / torch.sqrt(uu * vv)).item())
     return cosines
 
 
@@ -603,3 +602,29 @@ class NaturalGradient(_LayerwiseOptimizer):
                 raise FloatingPointError(f"natural-gradient direction of {type(layer).__name__} at step {self.steps} is not finite")
             self._apply(layer, d)
         self.steps += 1
+
+
+def training_step(optimizer: torch.optim.Optimizer, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,
+                  loss: str = "cross_entropy", fisher_inputs: torch.Tensor | None = None) -> torch.Tensor:
+    """One update with ``optimizer`` — any torch optimizer, or FOOF, KFAC, NaturalGradient, each called as it needs.
+
+    Returns the batch loss before the update (detached). A non-finite loss is returned
+    without updating, so the caller can stop. ``fisher_inputs`` feeds the natural
+    gradient's Fisher (default: the same batch).
+    """
+    _check_kinds(loss, "empirical")
+    optimizer.zero_grad(set_to_none=True)
+    outputs = model(inputs)
+    value = _loss(outputs, targets, loss)
+    if not torch.isfinite(value):
+        return value.detach()
+    if isinstance(optimizer, KFAC):
+        optimizer.backward(value, outputs, targets)
+        optimizer.step()
+    elif isinstance(optimizer, NaturalGradient):
+        value.backward()
+        optimizer.step(fisher_inputs=inputs if fisher_inputs is None else fisher_inputs)
+    else:
+        value.backward()
+        optimizer.step()
+    return value.detach()
