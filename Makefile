@@ -12,7 +12,15 @@ STAMP := $(VENV)/.nnstudies-installed
 
 .PHONY: book test env sync execute html clean
 
+# Fashion-MNIST, the full scale's real data (nnstudies.data): Debian's package where make runs as root with apt.
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+APT_FASHION := DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist
+
 env: $(STAMP)
+	@test -f $(FASHION_MNIST) || if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  ($(APT_FASHION) || (apt-get update -qq && $(APT_FASHION))) >/dev/null 2>&1 \
+	  || echo "could not install dataset-fashion-mnist: Fashion-MNIST downloads on first use"; \
+	else echo "Fashion-MNIST: sudo apt-get install dataset-fashion-mnist, or set NNSTUDIES_DATA, or it downloads on first use"; fi
 
 # Test-only peer library (checks our KFAC factors). Installed without its dependencies: BackPACK asks for
 # torchvision, which would replace the installed torch; curvlinops does not need torchvision.
