@@ -137,6 +137,8 @@ def test_record_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("NNSTUDIES_RESULTS_DIR", str(tmp_path))
     nnstudies.record("99_test", a=1.5)
     nnstudies.record("99_test", b="x")
-    assert json.loads((tmp_path / "99_test.json").read_text()) == {"a": 1.5, "b": "x"}
+    stored = json.loads((tmp_path / "99_test.json").read_text())
+    assert stored.pop("environment")["torch"] == torch.__version__  # the first record says where it ran
+    assert stored == {"a": 1.5, "b": "x"}
     with pytest.raises(ValueError, match="finite"):
         nnstudies.record("99_test", c=float("nan"))

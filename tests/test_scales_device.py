@@ -37,11 +37,11 @@ def test_bad_default_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_pick_needs_every_scale() -> None:
-    assert pick({"smoke": 1, "cpu": 2, "paper": 3}, "paper") == 3
+    assert pick({"smoke": 1, "cpu": 2, "full": 3, "paper": 4}, "full") == 3
     with pytest.raises(ValueError, match="lack"):
-        pick({"smoke": 1, "cpu": 2}, "cpu")
+        pick({"smoke": 1, "cpu": 2, "paper": 4}, "cpu")
     with pytest.raises(ValueError, match="unknown scale"):
-        pick({"smoke": 1, "cpu": 2, "paper": 3}, "gpu")
+        pick({"smoke": 1, "cpu": 2, "full": 3, "paper": 4}, "gpu")
 
 
 def test_cpu_when_no_accelerator(monkeypatch: pytest.MonkeyPatch) -> None:

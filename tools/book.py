@@ -4,22 +4,26 @@
     python tools/book.py execute [--force] # run changed chapters at the cpu scale, store outputs
     python tools/book.py build [--out DIR] # HTML book from the stored outputs, warnings as errors
     python tools/book.py check             # exit 1 when a stored notebook is stale or out of sync
+    python tools/book.py results --scale full [00 ...]  # run chapters at full (or paper), store results/<chapter>/<scale>.json
 
-A chapter is re-executed only when its code cells or the library changed since
-its stored outputs were made: the hash of both is kept in the notebook's metadata
-(``metadata.nnstudies.source_hash``), so a fresh clone knows its stored outputs
-are current without running anything.
+A chapter is re-executed only when its code cells, the library modules it imports
+(directly or not) or its stored results changed since its stored outputs were made:
+the hash of these is kept in the notebook's metadata (``metadata.nnstudies.source_hash``),
+so a fresh clone knows its stored outputs are current without running anything.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -29,8 +33,12 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-LIBRARY = ROOT / "lib" / "nnstudies"
+RESULTS = ROOT / "results"
 SCALE = "cpu"
+
+sys.path.insert(0, str(ROOT / "lib"))
+from nnstudies.provenance import PACKAGE, imported_modules
+from nnstudies.provenance import source_hash as provenance_source_hash
 
 
 def repository() -> tuple[str, str]:
@@ -44,15 +52,37 @@ def chapters() -> list[Path]:
     return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
 
 
-def source_hash(nb: nbformat.NotebookNode, scale: str = SCALE) -> str:
-    """Hash of what decides a notebook's outputs: its code cells, the library's source, the scale."""
+def notebook_modules(nb: nbformat.NotebookNode) -> set[str]:
+    """The library modules a notebook imports in its code cells (the package itself included)."""
+    found = {PACKAGE}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            try:
+                found |= imported_modules(cell.source)
+            except SyntaxError:
+                pass
+    return found
+
+
+def source_hash(nb: nbformat.NotebookNode, scale: str = SCALE, name: str | None = None) -> str:
+    """Hash of what decides a notebook's outputs: its code cells, the scale, the library modules it imports
+    (transitively, see nnstudies.provenance) and its stored results (``results/<chapter>/*.json``).
+
+    Editing one chapter's module therefore leaves the other chapters current.
+    """
     digest = hashlib.sha256(scale.encode())
     for cell in nb.cells:
         if cell.cell_type == "code" and "injected-parameters" not in cell.metadata.get("tags", []):
             digest.update(b"\0cell\0" + cell.source.encode())
-    for path in sorted(LIBRARY.rglob("*.py")):
-        digest.update(b"\0file\0" + path.relative_to(LIBRARY).as_posix().encode() + b"\0" + path.read_bytes())
+    digest.update(b"\0library\0" + library_hash(nb).encode())
+    if name:
+        for path in sorted((RESULTS / name).glob("*.json")):
+            digest.update(b"\0results\0" + path.name.encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()
+
+
+def library_hash(nb: nbformat.NotebookNode) -> str:
+    return provenance_source_hash(sorted(notebook_modules(nb)))
 
 
 def stored_hash(nb: nbformat.NotebookNode) -> str | None:
@@ -60,6 +90,11 @@ def stored_hash(nb: nbformat.NotebookNode) -> str | None:
 
 
 # ----------------------------------------------------------------------------- sync
+
+# The badge image of every chapter's first cell. Colab and GitHub show it from Colab's site; the book
+# shows its own drawing in its place (BADGE_COPY, see `setup`), so that a page makes no request elsewhere.
+COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
+BADGE_COPY = "/book/_static/colab-badge.svg"  # from the book's root
 
 
 def synced(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
@@ -81,7 +116,7 @@ def problems(path: Path) -> list[str]:
     found = []
     if nbformat.writes(synced(nbformat.read(path, as_version=4), path.name)) != nbformat.writes(nb):
         found.append("badge or install line differs from _config.yml's repository (run: python tools/book.py sync)")
-    if stored_hash(nb) != source_hash(nb):
+    if stored_hash(nb) != source_hash(nb, name=path.stem):
         found.append("stored outputs are stale: code or library changed since the last execution (run: make book)")
     if any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs):
         found.append("a stored output is an error")
@@ -117,7 +152,7 @@ def execute(force: bool = False, only: list[str] | None = None, timeout: int = 1
         if only and path.name not in only and path.stem not in only:
             continue
         nb = nbformat.read(path, as_version=4)
-        digest = source_hash(nb)
+        digest = source_hash(nb, name=path.stem)
         if not force and stored_hash(nb) == digest and not problems(path):
             print(f"{path.name}: unchanged since its last execution, skipped")
             continue
@@ -146,11 +181,111 @@ def execute(force: bool = False, only: list[str] | None = None, timeout: int = 1
         print(f"{path.name}: done in {time.perf_counter() - started:.0f} s, outputs stored")
 
 
+# ----------------------------------------------------------------------------- results
+
+
+def store_results(chapter: str, scale: str, values: dict, *, library_hash_: str, modules: list[str], notebook_hash: str,
+                  wall_seconds: float) -> Path:
+    """Write ``results/<chapter>/<scale>.json``: what the chapter recorded, with its provenance."""
+    from nnstudies.provenance import git_commit
+
+    if values.get("dry_run"):
+        raise SystemExit(f"{chapter}: these results come from a dry run (NNSTUDIES_DRY_RUN); they are never stored")
+    if values.get("scale") not in (None, scale):
+        raise SystemExit(f"{chapter}: the run recorded scale {values.get('scale')!r}, not {scale!r}; nothing stored")
+    values = dict(values)
+    env = values.pop("environment", {})
+    provenance = {
+        "chapter": chapter, "scale": scale, "commit": git_commit(ROOT), "library_hash": library_hash_, "modules": modules,
+        "notebook_hash": notebook_hash, "seeds": values.get("seeds"), "wall_seconds": round(wall_seconds, 1), **env,
+    }
+    path = RESULTS / chapter / f"{scale}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"provenance": provenance, "values": values}, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) -> None:
+    """Run chapters at ``scale`` (full or paper) with papermill into _build/results and store what they record."""
+    import papermill
+
+    if scale not in ("full", "paper"):
+        raise SystemExit(f"make results stores the long scales 'full' and 'paper', not {scale!r}")
+    if os.environ.get("NNSTUDIES_DRY_RUN", "").strip().lower() not in ("", "0", "false", "no", "off"):
+        raise SystemExit("results of a dry run (NNSTUDIES_DRY_RUN) are never stored; unset it")
+    out_dir = ROOT / "_build" / "results"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    selected = [p for p in chapters() if not only or p.name in only or p.stem in only or p.stem[:2] in only]
+    if not selected:
+        raise SystemExit(f"no chapter matches {only}; chapters: {[p.stem for p in chapters()]}")
+    for path in selected:
+        nb = nbformat.read(path, as_version=4)
+        print(f"{path.name}: running at the {scale} scale ...", flush=True)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            os.environ.update({"NNSTUDIES_STATIC": "1", "NNSTUDIES_SCALE": scale, "NNSTUDIES_RESULTS_DIR": tmp,
+                               "NNSTUDIES_CACHE": str(Path(tmp) / "models")})
+            out = out_dir / f"{path.stem}-{scale}.ipynb"
+            papermill.execute_notebook(str(path), str(out), cwd=str(NOTEBOOKS), kernel_name="python3",
+                                       progress_bar=False, execution_timeout=timeout, parameters={})
+            recorded = Path(tmp) / f"{path.stem}.json"
+            if not recorded.exists():
+                raise SystemExit(f"{path.name} recorded nothing at {scale}; nothing stored")
+            values = json.loads(recorded.read_text())
+        modules = sorted(notebook_modules(nb))
+        stored = store_results(path.stem, scale, values, library_hash_=library_hash(nb), modules=modules,
+                               notebook_hash=source_hash(nb, scale), wall_seconds=time.perf_counter() - started)
+        print(f"{path.name}: done in {time.perf_counter() - started:.0f} s; stored {stored.relative_to(ROOT)}; "
+              f"the executed notebook is {out.relative_to(ROOT)}")
+
+
 # ----------------------------------------------------------------------------- build
+
+# MathJax is served by the book itself (no CDN: the book reads offline). The npm package is fetched once,
+# pinned and checked against the registry's integrity hash, into _build/vendor; every build copies the
+# parts a page loads (tex-chtml.js, its fonts, the TeX extensions it autoloads) into _static/mathjax.
+MATHJAX_VERSION = "3.2.2"
+MATHJAX_INTEGRITY = "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=="
+MATHJAX_DIR = ROOT / "_build" / "vendor" / f"mathjax-{MATHJAX_VERSION}"
+MATHJAX_PARTS = ["tex-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions"]  # under es5/
+
+
+def mathjax() -> Path:
+    """The unpacked MathJax package (its es5 folder), fetched with npm on first use."""
+    es5 = MATHJAX_DIR / "es5"
+    if (es5 / "tex-chtml.js").is_file():
+        return es5
+    npm = shutil.which("npm")
+    help_ = (f"The book serves MathJax {MATHJAX_VERSION} itself and fetches it once with npm. Install npm "
+             f"(Debian: apt-get install npm), or unpack the npm package mathjax@{MATHJAX_VERSION} into {MATHJAX_DIR}.")
+    if npm is None:
+        raise SystemExit(f"npm not found. {help_}")
+    with tempfile.TemporaryDirectory() as tmp:
+        run = subprocess.run([npm, "pack", f"mathjax@{MATHJAX_VERSION}", "--silent"], cwd=tmp, capture_output=True, text=True,
+                             check=False)
+        tarballs = list(Path(tmp).glob("mathjax-*.tgz"))
+        if run.returncode != 0 or len(tarballs) != 1:
+            raise SystemExit(f"npm pack mathjax@{MATHJAX_VERSION} failed: {run.stderr.strip()[-2000:]}\n{help_}")
+        digest = "sha512-" + base64.b64encode(hashlib.sha512(tarballs[0].read_bytes()).digest()).decode()
+        if digest != MATHJAX_INTEGRITY:
+            raise SystemExit(f"mathjax@{MATHJAX_VERSION} from npm has integrity {digest}, expected {MATHJAX_INTEGRITY}")
+        with tarfile.open(tarballs[0]) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(tmp, filter="data")
+            else:  # Python < 3.10.12: the tarball's integrity was checked above
+                tar.extractall(tmp)
+        MATHJAX_DIR.parent.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(MATHJAX_DIR, ignore_errors=True)
+        shutil.move(Path(tmp) / "package", MATHJAX_DIR)
+    print(f"fetched MathJax {MATHJAX_VERSION} into {MATHJAX_DIR.relative_to(ROOT)}")
+    return es5
 
 
 def build(out: Path | None = None) -> Path:
     """Build the HTML book from the stored outputs; warnings are errors. Returns the index page."""
+    mathjax()  # here rather than inside Sphinx, so that a failed fetch reads plainly
     args = [sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--warningiserror", "--keep-going"]
     if out is not None:
         args += ["--path-output", str(out)]
@@ -164,6 +299,80 @@ def build(out: Path | None = None) -> Path:
     return index
 
 
+# ----------------------------------------------------------------------------- Sphinx
+# This module is also the book's Sphinx extension (_config.yml: sphinx.local_extensions), for what only a
+# hook inside the build can do: serve MathJax and the Colab badge from the book, and label citations.
+
+
+def _author_year_labels() -> type:
+    """A pybtex label style: "Martens and Grosse, 2015", "Benzing et al., 2022", and a, b, ... where two
+    entries would read the same ("Benzing, 2022a" and "Benzing, 2022b"); "n.d." for an entry without a year."""
+    from pybtex.richtext import Text
+    from pybtex.style.labels import BaseLabelStyle
+
+    def surname(person) -> str:  # type: ignore[no-untyped-def]
+        return str(Text.from_latex(" ".join(person.prelast_names + person.last_names)))
+
+    def label(entry) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+        """The label and the separator before a letter that tells it apart ("2022a", "n.d.-a")."""
+        people = entry.persons.get("author") or entry.persons.get("editor") or []
+        names = [surname(p) for p in people]
+        if not names:
+            raise ValueError(f"{entry.key}: a bibliography entry needs an author or an editor")
+        who = f"{names[0]} et al." if len(names) > 2 or names[-1] == "others" else " and ".join(names)
+        year = entry.fields.get("year")
+        return (f"{who}, {year}", "") if year else (f"{who}, n.d.", "-")
+
+    class AuthorYearLabels(BaseLabelStyle):
+        def format_labels(self, sorted_entries):  # type: ignore[no-untyped-def]
+            labels = [label(entry) for entry in sorted_entries]
+            total = {text: [t for t, _ in labels].count(text) for text, _ in labels}
+            seen: dict[str, int] = {}
+            for text, sep in labels:
+                seen[text] = seen.get(text, 0) + 1
+                yield text if total[text] == 1 else text + sep + "abcdefghijklmnopqrstuvwxyz"[seen[text] - 1]
+
+    return AuthorYearLabels
+
+
+def setup(app):  # type: ignore[no-untyped-def]
+    """Sphinx extension: MathJax and the Colab badge served by the book; citations labelled author-year."""
+    from docutils import nodes
+    from pybtex.plugin import register_plugin
+    from pybtex.style.formatting.unsrt import Style
+
+    class AuthorYearStyle(Style):  # the bibliography style of _config.yml's bibtex_default_style
+        default_label_style = "nnstudies-author-year"
+        default_sorting_style = "author_year_title"
+
+    register_plugin("pybtex.style.labels", "nnstudies-author-year", _author_year_labels())
+    register_plugin("pybtex.style.formatting", "nnstudies-author-year", AuthorYearStyle)
+
+    def local_badge(app, doctree) -> None:  # type: ignore[no-untyped-def]
+        for image in doctree.findall(nodes.image):
+            if image["uri"] == COLAB_BADGE:
+                image["uri"] = BADGE_COPY  # Sphinx copies it into _images like any local image
+
+    def copy_mathjax(app, exception) -> None:  # type: ignore[no-untyped-def]
+        if exception is not None or app.builder.format != "html":
+            return
+        es5, target = mathjax(), Path(app.outdir) / "_static" / "mathjax"
+        for part in MATHJAX_PARTS:
+            if (es5 / part).is_dir():
+                shutil.copytree(es5 / part, target / part, dirs_exist_ok=True)
+            else:
+                (target / part).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(es5 / part, target / part)
+        license_ = MATHJAX_DIR / "LICENSE"
+        if license_.is_file():
+            shutil.copy2(license_, target / "LICENSE")
+
+    app.connect("builder-inited", lambda app: mathjax())
+    app.connect("doctree-read", local_badge, priority=400)  # before Sphinx collects the images (500)
+    app.connect("build-finished", copy_mathjax)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -174,11 +383,16 @@ def main() -> None:
     bd = sub.add_parser("build")
     bd.add_argument("--out", type=Path, default=None)
     sub.add_parser("check")
+    rs = sub.add_parser("results")
+    rs.add_argument("--scale", default="full", help="full or paper")
+    rs.add_argument("only", nargs="*", help="chapters, e.g. 00 or 00_getting_started (default: all)")
     args = parser.parse_args()
     if args.command == "sync":
         sync()
     elif args.command == "execute":
         execute(args.force, args.only)
+    elif args.command == "results":
+        results(args.scale, args.only)
     elif args.command == "build":
         index = build(args.out)
         print(f"\nThe book is ready: {index}")

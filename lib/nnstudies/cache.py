@@ -3,8 +3,8 @@
 Re-running a cell or moving a widget back to a value seen before loads the
 trained weights instead of training again. Entries live in ``$NNSTUDIES_CACHE``
 (default: the user cache folder, ``~/.cache/nnstudies/models`` on Linux) and in
-memory. The key is the configuration *and* a hash of the library's source, so a
-change to the training code never serves stale models. A damaged entry is
+memory. The key is the configuration *and* a hash of the library source the model's
+code uses, so a change to the training code never serves stale models. A damaged entry is
 reported, deleted and rebuilt.
 
 >>> model, history = cached(                                   # doctest: +SKIP
@@ -20,8 +20,7 @@ import hashlib
 import json
 import os
 import warnings
-from collections.abc import Callable, Mapping
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +28,11 @@ import pooch
 import torch
 from torch import nn
 
+from .provenance import LIBRARY, PACKAGE, source_hash
+from .scales import dry_run
 from .training import History
 
-__all__ = ["CACHE_ENV", "cache_dir", "cache_key", "cached", "clear_cache"]
+__all__ = ["CACHE_ENV", "cache_dir", "cache_key", "cached", "clear_cache", "use_google_drive"]
 
 CACHE_ENV = "NNSTUDIES_CACHE"
 _MEMORY: dict[tuple[Path, str], tuple[dict[str, torch.Tensor], Any]] = {}
@@ -44,14 +45,17 @@ def cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return folder
 
 
-@lru_cache(maxsize=1)
-def _code_version() -> str:
-    """A hash of the library's own source files."""
-    digest = hashlib.sha256()
-    for path in sorted(Path(__file__).parent.rglob("*.py")):
-        digest.update(path.name.encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+def _code_version(modules: Iterable[str]) -> str:
+    """A hash of the library source that ``modules`` run: themselves and what they import, transitively.
+
+    Code defined outside the library (a notebook cell) counts the whole library.
+    """
+    named = {m for m in modules if m}
+    ours = sorted(m for m in named if m == PACKAGE or m.startswith(PACKAGE + "."))
+    if not ours or len(ours) < len(named):
+        ours = sorted(PACKAGE + "." + p.relative_to(LIBRARY).with_suffix("").as_posix().replace("/", ".")
+                      for p in LIBRARY.rglob("*.py") if p.name != "__init__.py")
+    return source_hash(ours, "dry-run" if dry_run() else "")[:16]
 
 
 def _check_json(value: Any, where: str) -> None:
@@ -67,11 +71,12 @@ def _check_json(value: Any, where: str) -> None:
         raise TypeError(f"cache config value at {where.rstrip('.') or 'top'} is a {type(value).__name__}; use str, int, float, bool, None, lists or dicts")
 
 
-def cache_key(config: Mapping[str, Any]) -> str:
-    """The key of ``config``: a hash of its canonical JSON and of the library's source."""
+def cache_key(config: Mapping[str, Any], modules: Iterable[str] = ()) -> str:
+    """The key of ``config``: a hash of its canonical JSON and of the source of ``modules`` (see :func:`_code_version`;
+    none or modules outside the library: the whole library)."""
     _check_json(config, "")
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(f"{_code_version()}|{text}".encode()).hexdigest()[:32]
+    return hashlib.sha256(f"{_code_version(modules)}|{text}".encode()).hexdigest()[:32]
 
 
 def _pack(result: Any) -> Any:
@@ -98,9 +103,12 @@ def cached(
     result (a :class:`History`, or tensors, numbers, lists and dicts of them).
     ``config`` must say everything that decides the outcome (sizes, learning rate,
     seed, data, epochs); JSON types only. ``refresh=True`` retrains regardless.
+    The key also holds the source of the library modules that ``build`` and ``fit`` come
+    from (and what they import), so editing one chapter's module leaves the others'
+    models cached; a dry run keeps its two-step models apart.
     Each call returns its own model object, so changing it leaves the cache intact.
     """
-    key = cache_key(config)
+    key = cache_key(config, {getattr(build, "__module__", "") or "", getattr(fit, "__module__", "") or ""})
     folder = cache_dir(root)
     path = folder / f"{key}.pt"
     entry = None if refresh else _MEMORY.get((folder, key))
@@ -126,6 +134,24 @@ def cached(
         model.load_state_dict({k: v.to(device) for k, v in entry[0].items()})
     _MEMORY[(folder, key)] = entry
     return model, copy.deepcopy(entry[1])
+
+
+def use_google_drive(folder: str = "nnstudies-cache") -> Path:
+    """On Colab: keep trained models on Google Drive (``MyDrive/<folder>``) so they survive the runtime.
+
+    Mounts the drive (Colab asks for permission) and points ``$NNSTUDIES_CACHE`` there.
+    Outside Colab this is an error that says so.
+    """
+    try:
+        from google.colab import drive  # type: ignore[import-not-found]
+    except ImportError:
+        raise RuntimeError("use_google_drive works on Colab only; elsewhere set $NNSTUDIES_CACHE to a folder") from None
+    drive.mount("/content/drive")
+    path = Path("/content/drive/MyDrive") / folder
+    path.mkdir(parents=True, exist_ok=True)
+    os.environ[CACHE_ENV] = str(path)
+    print(f"trained models are kept in {path}")
+    return path
 
 
 def clear_cache(root: str | os.PathLike[str] | None = None) -> int:

@@ -1,10 +1,20 @@
-"""A plain, readable training loop with a progress bar, a returned history, and a stop on divergence."""
+"""The book's one training loop, :func:`fit`, and the classification training built on it.
+
+Every experiment in the book is a *step function* — one update, returning the
+training loss — run by :func:`fit`, which owns what all of them share: the progress
+bar, the stop on a NaN or infinite loss, timing, evaluation every so many steps,
+snapshots at chosen steps, and the returned :class:`History`. In a dry run
+(``$NNSTUDIES_DRY_RUN=1``) every loop stops after two steps.
+
+>>> step = classification_step(model, torch.optim.SGD(model.parameters(), lr=0.05), batches)  # doctest: +SKIP
+>>> history = fit(step, steps=1000, evaluate=lambda: test_metrics(model, data))               # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -14,8 +24,14 @@ from torch import nn
 
 from .data import Dataset
 from .progress import progress
+from .scales import dry_run
 
-__all__ = ["DivergenceError", "History", "evaluate", "make_optimizer", "train"]
+__all__ = [
+    "DRY_RUN_STEPS", "DivergenceError", "History", "classification_step", "evaluate", "fit", "make_optimizer", "minibatches",
+    "test_metrics", "train",
+]
+
+DRY_RUN_STEPS = 2
 
 
 @dataclass
@@ -27,6 +43,7 @@ class History:
     eval_step: list[int] = field(default_factory=list)
     test_loss: list[float] = field(default_factory=list)
     test_accuracy: list[float] = field(default_factory=list)
+    metrics: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -36,6 +53,13 @@ class History:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> History:
         return cls(**values)
+
+    def add_evaluation(self, step: int, values: Mapping[str, float]) -> None:
+        """Keep the evaluation at ``step``: ``test_loss`` and ``test_accuracy`` in their fields, others in ``metrics``."""
+        self.eval_step.append(step)
+        for name, value in values.items():
+            target = getattr(self, name) if name in ("test_loss", "test_accuracy") else self.metrics.setdefault(name, [])
+            target.append(float(value))
 
     @property
     def final_test_accuracy(self) -> float:
@@ -80,6 +104,97 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: 
     return total_loss / len(y), correct / len(y)
 
 
+def fit(
+    step: Callable[[int], float | torch.Tensor],
+    *,
+    steps: int,
+    evaluate: Callable[[], Mapping[str, float]] | None = None,
+    eval_every: int | None = None,
+    snapshot_at: Iterable[int] = (),
+    on_snapshot: Callable[[int], None] | None = None,
+    desc: str | None = "training",
+    show_progress: bool = True,
+    hint: str = "",
+) -> History:
+    """Run ``step(t)`` for t = 1 … ``steps``; return the :class:`History`.
+
+    ``step(t)`` makes one update and returns its training loss. ``evaluate()`` returns
+    named numbers (``test_loss``, ``test_accuracy``, anything else); it runs every
+    ``eval_every`` steps (default: only at the end) and after the last step.
+    ``on_snapshot(t)`` runs after step ``t`` for each ``t`` in ``snapshot_at`` (``0``:
+    before the first step). A NaN or infinite loss stops the loop with a
+    :class:`DivergenceError` naming the step, keeping the history so far, with ``hint``.
+    In a dry run, only the first two steps run.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if eval_every is not None and eval_every < 1:
+        raise ValueError(f"eval_every must be >= 1, got {eval_every}")
+    total = min(steps, DRY_RUN_STEPS) if dry_run() else steps
+    marks = set(snapshot_at)
+    if marks and on_snapshot is None:
+        raise ValueError("snapshot_at needs on_snapshot, the function that keeps a snapshot")
+    if any(not 0 <= t <= steps for t in marks):
+        raise ValueError(f"snapshot steps must lie in 0..{steps}, got {sorted(marks)}")
+    history = History()
+    started = time.perf_counter()
+    if 0 in marks and on_snapshot is not None:
+        on_snapshot(0)
+    with progress(total=total, desc=desc, disable=not show_progress) as bar:
+        for t in range(1, total + 1):
+            loss = step(t)
+            value = float(loss.item() if isinstance(loss, torch.Tensor) else loss)
+            if not math.isfinite(value):  # the history keeps every finite step
+                history.seconds = time.perf_counter() - started
+                raise DivergenceError(t, value, history, hint)
+            history.step.append(t)
+            history.train_loss.append(value)
+            if evaluate is not None and ((eval_every and t % eval_every == 0) or t == total):
+                values = evaluate()
+                history.add_evaluation(t, values)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
+            if t in marks and on_snapshot is not None:
+                on_snapshot(t)
+            bar.update(1)
+    history.seconds = time.perf_counter() - started
+    return history
+
+
+def minibatches(data: Dataset, batch_size: int, *, seed: int = 0, device: torch.device | str | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Endless minibatches of ``data``'s training set: each epoch a new random order drawn from ``seed``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    x, y = (data.x_train, data.y_train) if device is None else (data.x_train.to(device), data.y_train.to(device))
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        order = torch.randperm(len(y), generator=generator).to(x.device)
+        for start in range(0, len(y), batch_size):
+            index = order[start : start + batch_size]
+            yield x[index], y[index]
+
+
+def classification_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]
+) -> Callable[[int], float]:
+    """One update of ``model`` on the next minibatch: cross-entropy, backward, optimizer step; returns the loss."""
+
+    def step(t: int) -> float:
+        x, y = next(batches)
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return step
+
+
+def test_metrics(model: nn.Module, data: Dataset) -> dict[str, float]:
+    """``test_loss`` and ``test_accuracy`` of ``model`` on ``data``'s test set."""
+    loss, accuracy = evaluate(model, data.x_test, data.y_test)
+    return {"test_loss": loss, "test_accuracy": accuracy}
+
+
 def train(
     model: nn.Module,
     data: Dataset,
@@ -96,65 +211,37 @@ def train(
     desc: str | None = "training",
     show_progress: bool = True,
     max_steps: int | None = None,
-    on_epoch_end: Callable[[int, nn.Module], None] | None = None,
+    snapshot_at: Iterable[int] = (),
+    on_snapshot: Callable[[int, nn.Module], None] | None = None,
 ) -> History:
-    """Train ``model`` in place with minibatch cross-entropy; return its ``History``.
+    """Train ``model`` in place with minibatch cross-entropy through :func:`fit`; return its ``History``.
 
     Each epoch visits the training set once in a random order drawn from ``seed``.
     The test set is evaluated every ``eval_every`` steps (default: once per epoch)
     and at the end. ``optimizer`` is a name for :func:`make_optimizer` or a function
-    ``model -> torch.optim.Optimizer``. A NaN or infinite loss stops training with
-    a :class:`DivergenceError` that names the step and keeps the history so far.
-    ``max_steps`` stops after that many updates (within the given epochs);
-    ``on_epoch_end(epoch, model)`` is called after each full epoch (1, 2, ...),
-    e.g. to keep snapshots.
+    ``model -> torch.optim.Optimizer``. ``max_steps`` stops after that many updates
+    (within the given epochs); ``on_snapshot(t, model)`` runs after each update ``t``
+    in ``snapshot_at`` (``0``: the initialisation), e.g. to keep copies.
     """
     if epochs < 1 or batch_size < 1:
         raise ValueError(f"epochs and batch_size must be >= 1, got {epochs} and {batch_size}")
+    if max_steps is not None and max_steps < 1:
+        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device)
     data = data.to(device)
-    opt = make_optimizer(optimizer, model.parameters(), lr, momentum=momentum, weight_decay=weight_decay) if isinstance(optimizer, str) else optimizer(model)
-    n = len(data.y_train)
-    steps_per_epoch = math.ceil(n / batch_size)
+    opt = (
+        make_optimizer(optimizer, model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
+        if isinstance(optimizer, str)
+        else optimizer(model)
+    )
+    steps_per_epoch = math.ceil(len(data.y_train) / batch_size)
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
-    if total < 1:
-        raise ValueError(f"max_steps must be >= 1, got {max_steps}")
-    eval_every = eval_every or steps_per_epoch
-    generator = torch.Generator().manual_seed(seed)
-    history = History()
-    started = time.perf_counter()
     model.train()
-    step = 0
-    with progress(total=total, desc=desc, disable=not show_progress) as bar:
-        for epoch in range(1, epochs + 1):
-            order = torch.randperm(n, generator=generator).to(device)
-            for start in range(0, n, batch_size):
-                index = order[start : start + batch_size]
-                loss = F.cross_entropy(model(data.x_train[index]), data.y_train[index])
-                value = loss.item()
-                step += 1
-                if not math.isfinite(value):
-                    history.seconds = time.perf_counter() - started
-                    hint = f" (lr={lr}); try a smaller learning rate" if isinstance(optimizer, str) else ""
-                    raise DivergenceError(step, value, history, hint)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                history.step.append(step)
-                history.train_loss.append(value)
-                if step % eval_every == 0 or step == total:
-                    test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
-                    history.eval_step.append(step)
-                    history.test_loss.append(test_loss)
-                    history.test_accuracy.append(test_acc)
-                    bar.set_postfix(loss=f"{value:.3f}", test_acc=f"{test_acc:.3f}", refresh=False)
-                bar.update(1)
-                if step == total:
-                    break
-            if on_epoch_end is not None and step == epoch * steps_per_epoch:
-                on_epoch_end(epoch, model)
-            if step == total:
-                break
-    history.seconds = time.perf_counter() - started
-    return history
+    step = classification_step(model, opt, minibatches(data, batch_size, seed=seed))
+    keep = (lambda t: on_snapshot(t, model)) if on_snapshot is not None else None
+    hint = f" (lr={lr}); try a smaller learning rate" if isinstance(optimizer, str) else ""
+    return fit(
+        step, steps=total, evaluate=lambda: test_metrics(model, data), eval_every=eval_every or steps_per_epoch,
+        snapshot_at=snapshot_at, on_snapshot=keep, desc=desc, show_progress=show_progress, hint=hint,
+    )

@@ -1,0 +1,132 @@
+"""Which library source a result depends on, and where a run happened.
+
+A chapter's stored outputs, its stored results and its cached models depend on the
+notebook's code and on the library modules it imports, directly or through other
+modules. :func:`source_hash` hashes exactly those files, found by reading the import
+statements (no import is executed), so an edit to the chapter-4 module leaves
+chapters 0–3 current, while an edit to a base module (imported by everyone through
+``nnstudies/__init__.py``) makes every chapter stale.
+
+>>> sorted(module_closure(["nnstudies.scales"]))   # doctest: +SKIP
+['nnstudies', 'nnstudies.scales']
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as _dt
+import hashlib
+import os
+import platform
+import subprocess
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+__all__ = ["LIBRARY", "PACKAGE", "environment", "git_commit", "imported_modules", "module_closure", "source_hash"]
+
+PACKAGE = "nnstudies"
+LIBRARY = Path(__file__).resolve().parent
+
+
+def _path(module: str) -> Path | None:
+    """The source file of ``module`` (``nnstudies`` or ``nnstudies.x.y``), or None if it is not ours."""
+    parts = module.split(".")
+    if parts[0] != PACKAGE:
+        return None
+    base = LIBRARY.joinpath(*parts[1:])
+    for candidate in (base / "__init__.py", base.with_suffix(".py")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def imported_modules(source: str, *, package: str | None = None) -> set[str]:
+    """The ``nnstudies`` modules that ``source`` imports (absolute or, inside ``package``, relative).
+
+    ``from nnstudies import x`` counts ``nnstudies.x`` when that is a module, else ``nnstudies``.
+    IPython magics (lines starting with ``%`` or ``!``) are ignored.
+    """
+    text = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(text)):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                if package is None:
+                    continue
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            parts = base.split(".")
+            found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+            found.update(f"{base}.{alias.name}" for alias in node.names if _path(f"{base}.{alias.name}"))
+    return {name for name in found if _path(name) is not None}
+
+
+def module_closure(modules: Iterable[str]) -> set[str]:
+    """``modules`` and every ``nnstudies`` module they import, transitively (packages' ``__init__`` included)."""
+    seen: set[str] = set()
+    todo = [m for m in modules if _path(m) is not None]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        path = _path(name)
+        assert path is not None
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        todo += sorted(imported_modules(path.read_text(), package=package) - seen)
+    return seen
+
+
+@lru_cache(maxsize=64)
+def _hash_files(modules: frozenset[str]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        path = _path(name)
+        assert path is not None
+        digest.update(b"\0module\0" + name.encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def source_hash(modules: Iterable[str], *extra: str) -> str:
+    """A hash of the source of ``modules`` and of everything they import from ``nnstudies``, plus ``extra`` strings."""
+    digest = hashlib.sha256(_hash_files(frozenset(module_closure(modules))).encode())
+    for text in extra:
+        digest.update(b"\0extra\0" + text.encode())
+    return digest.hexdigest()
+
+
+def git_commit(root: Path | None = None) -> str:
+    """The checkout's commit (``+dirty`` when library files differ from it), or ``"unknown"`` outside git."""
+    where = str(root or LIBRARY)
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=where, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "."], cwd=str(LIBRARY), capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def environment() -> dict[str, Any]:
+    """Where and with what this process computes: device, threads, versions, host, date."""
+    import torch
+
+    from .device import get_device
+
+    device = get_device()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    return {
+        "device": f"{device.type} ({name})",
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
