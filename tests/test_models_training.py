@@ -75,7 +75,7 @@ def test_training_learns_and_records_history() -> None:
 
 def test_same_seed_same_smoke_run() -> None:
     """Seeding gives identical results twice (the smoke-scale chapter run, bit for bit)."""
-    from nnstudies import getting_started as ch
+    from nnstudies.chapters import getting_started as ch
 
     runs = []
     for _ in range(2):

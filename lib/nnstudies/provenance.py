@@ -81,7 +81,8 @@ def module_closure(modules: Iterable[str]) -> set[str]:
         path = _path(name)
         assert path is not None
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        todo += sorted(imported_modules(path.read_text(), package=package) - seen)
+        parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}  # imported first, always
+        todo += sorted((imported_modules(path.read_text(), package=package) | parents) - seen)
     return seen
 
 

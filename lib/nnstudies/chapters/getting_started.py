@@ -15,14 +15,14 @@ from typing import Any
 import torch
 from matplotlib.figure import Figure
 
-from .cache import cached
-from .data import Dataset, load_dataset
-from .device import get_device
-from .models import MLP
-from .plotting import PALETTE, new_figure, plot_histories
-from .results import Claim, Rule
-from .scales import pick
-from .training import DivergenceError, History, classification_step, fit, minibatches, test_metrics
+from ..cache import cached
+from ..data import Dataset, load_dataset
+from ..device import get_device
+from ..models import MLP
+from ..plotting import PALETTE, new_figure, plot_histories
+from ..results import Claim, Rule
+from ..scales import pick
+from ..training import DivergenceError, History, classification_step, fit, minibatches, test_metrics
 
 __all__ = [
     "CLAIMS",
