@@ -22,7 +22,7 @@ MARKER = 'data-nnstudies-explorer="'
 SNIPPET = Path(__file__).with_name("nnstudies_vega.js")
 WRAP = ('(function () {\n"use strict";\n', "\n})();\n")  # one function scope: no global but window.nnstudiesVega
 HEADER = (
-    "/* nnstudies explorers: Vega {vega}, Vega-Lite {vl}, vega-embed {embed}, bundled by vl-convert {vlc} (BSD-3-Clause). */\n"
+    "/* nnstudies explorers: Vega {vega}, Vega-Lite {vl}, vega-embed {embed} (BSD-3-Clause), bundled by vl-convert {vlc}. */\n"
 )
 
 
@@ -63,6 +63,8 @@ def write_bundle(static_dir: Path, cache_dir: Path | None = None) -> Path:
         source = bundle_source(vl_version)
         if cached is not None:
             cached.parent.mkdir(parents=True, exist_ok=True)
+            for stale in cached.parent.glob("nnstudies-vega-*.js"):
+                stale.unlink()
             cached.write_text(source)
     static_dir.mkdir(parents=True, exist_ok=True)
     target = static_dir / BUNDLE
