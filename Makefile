@@ -1,6 +1,10 @@
 # Two commands do everything on a fresh clone:
 #   make book   executes the chapters that changed (cpu scale), stores their outputs, builds the HTML book
-#   make test   unit tests, every chapter at smoke scale (papermill and nbval), the book build, a browser test
+#   make test   lint and types, unit tests, every chapter at smoke scale (papermill and nbval) and at paper
+#               in a dry run, the book build, a browser test
+# And for maintainers:
+#   make results SCALE=full [CHAPTER=00]   runs chapters at full (or paper) and stores results/<chapter>/<scale>.json
+#   make student                           the student edition: notebooks without solutions, in _build/student
 # Both create and reuse a virtual environment in .venv. Torch is installed only when none imports
 # (TORCH_SPEC, default the version the book is tested with); an installed torch is never replaced.
 
@@ -10,7 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nnstudies-installed
 
-.PHONY: book test env sync execute html clean
+.PHONY: book test lint results student env sync execute html clean
 
 # Fashion-MNIST, the full scale's real data (nnstudies.data): Debian's package where make runs as root with apt.
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
@@ -48,14 +52,24 @@ html: $(STAMP)
 
 book: execute html
 
-# MathJax, so the browser test can check that math renders on this offline machine (optional: needs npm).
-MATHJAX := _build/vendor/mathjax
-$(MATHJAX):
-	@mkdir -p _build/vendor && cd _build/vendor && (npm pack --silent mathjax@3.2.2 >/dev/null 2>&1 \
-	  && mkdir -p mathjax && tar -xzf mathjax-3.2.2.tgz -C mathjax --strip-components=1 && rm mathjax-3.2.2.tgz) \
-	  || echo "npm could not fetch MathJax: the browser test will check math markup only"
+# MathJax is part of the book: `tools/book.py build` (make html, and the book test of make test) fetches
+# mathjax@3.2.2 once with npm into _build/vendor, checks the registry's integrity hash, and copies it into
+# the book's _static. Nothing here fetches it.
 
-test: $(STAMP) | $(MATHJAX)
+lint: $(STAMP)
+	$(VENV)/bin/ruff check lib tools tests book/_ext
+	$(VENV)/bin/ruff format --check lib tools
+	$(VENV)/bin/mypy lib tools
+
+SCALE ?= full
+CHAPTER ?=
+results: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(PY) tools/book.py results --scale $(SCALE) $(CHAPTER)
+
+student: $(STAMP)
+	$(PY) tools/book.py student
+
+test: lint
 	NNSTUDIES_SCALE=smoke NNSTUDIES_STATIC=1 NNSTUDIES_CACHE=$(CURDIR)/_build/test-cache $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 clean:

@@ -5,6 +5,7 @@
     python tools/book.py build [--out DIR] # HTML book from the stored outputs, warnings as errors
     python tools/book.py check             # exit 1 when a stored notebook is stale or out of sync
     python tools/book.py results --scale full [00 ...]  # run chapters at full (or paper), store results/<chapter>/<scale>.json
+    python tools/book.py student [--out DIR]           # the student edition: notebooks without solution cells
 
 A chapter is re-executed only when its code cells, the library modules it imports
 (directly or not) or its stored results changed since its stored outputs were made:
@@ -241,6 +242,27 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
               f"the executed notebook is {out.relative_to(ROOT)}")
 
 
+# ----------------------------------------------------------------------------- student edition
+
+
+def student(out: Path | None = None) -> Path:
+    """The student edition: every chapter without its solution cells (tagged ``solution``) and without outputs."""
+    folder = out or ROOT / "_build" / "student"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in chapters():
+        nb = nbformat.read(path, as_version=4)
+        removed = sum("solution" in c.metadata.get("tags", []) for c in nb.cells)
+        nb.cells = [c for c in nb.cells if "solution" not in c.metadata.get("tags", [])]
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                cell.outputs, cell.execution_count = [], None
+        nb.metadata.pop("nnstudies", None)
+        nbformat.write(nb, folder / path.name)
+        print(f"{path.name}: {removed} solution cells removed")
+    print(f"The student edition is in {folder}")
+    return folder
+
+
 # ----------------------------------------------------------------------------- build
 
 # MathJax is served by the book itself (no CDN: the book reads offline). The npm package is fetched once,
@@ -258,13 +280,16 @@ def mathjax() -> Path:
     if (es5 / "tex-chtml.js").is_file():
         return es5
     npm = shutil.which("npm")
-    help_ = (f"The book serves MathJax {MATHJAX_VERSION} itself and fetches it once with npm. Install npm "
-             f"(Debian: apt-get install npm), or unpack the npm package mathjax@{MATHJAX_VERSION} into {MATHJAX_DIR}.")
+    help_ = (
+        f"The book serves MathJax {MATHJAX_VERSION} itself and fetches it once with npm. Install npm "
+        f"(Debian: apt-get install npm), or unpack the npm package mathjax@{MATHJAX_VERSION} into {MATHJAX_DIR}."
+    )
     if npm is None:
         raise SystemExit(f"npm not found. {help_}")
     with tempfile.TemporaryDirectory() as tmp:
-        run = subprocess.run([npm, "pack", f"mathjax@{MATHJAX_VERSION}", "--silent"], cwd=tmp, capture_output=True, text=True,
-                             check=False)
+        run = subprocess.run(
+            [npm, "pack", f"mathjax@{MATHJAX_VERSION}", "--silent"], cwd=tmp, capture_output=True, text=True, check=False
+        )
         tarballs = list(Path(tmp).glob("mathjax-*.tgz"))
         if run.returncode != 0 or len(tarballs) != 1:
             raise SystemExit(f"npm pack mathjax@{MATHJAX_VERSION} failed: {run.stderr.strip()[-2000:]}\n{help_}")
@@ -307,13 +332,16 @@ def build(out: Path | None = None) -> Path:
 def _author_year_labels() -> type:
     """A pybtex label style: "Martens and Grosse, 2015", "Benzing et al., 2022", and a, b, ... where two
     entries would read the same ("Benzing, 2022a" and "Benzing, 2022b"); "n.d." for an entry without a year."""
+    from collections.abc import Iterator
+
+    from pybtex.database import Entry, Person
     from pybtex.richtext import Text
     from pybtex.style.labels import BaseLabelStyle
 
-    def surname(person) -> str:  # type: ignore[no-untyped-def]
+    def surname(person: Person) -> str:
         return str(Text.from_latex(" ".join(person.prelast_names + person.last_names)))
 
-    def label(entry) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    def label(entry: Entry) -> tuple[str, str]:
         """The label and the separator before a letter that tells it apart ("2022a", "n.d.-a")."""
         people = entry.persons.get("author") or entry.persons.get("editor") or []
         names = [surname(p) for p in people]
@@ -324,7 +352,7 @@ def _author_year_labels() -> type:
         return (f"{who}, {year}", "") if year else (f"{who}, n.d.", "-")
 
     class AuthorYearLabels(BaseLabelStyle):
-        def format_labels(self, sorted_entries):  # type: ignore[no-untyped-def]
+        def format_labels(self, sorted_entries: list[Entry]) -> Iterator[str]:
             labels = [label(entry) for entry in sorted_entries]
             total = {text: [t for t, _ in labels].count(text) for text, _ in labels}
             seen: dict[str, int] = {}
@@ -383,6 +411,8 @@ def main() -> None:
     bd = sub.add_parser("build")
     bd.add_argument("--out", type=Path, default=None)
     sub.add_parser("check")
+    st = sub.add_parser("student")
+    st.add_argument("--out", type=Path, default=None)
     rs = sub.add_parser("results")
     rs.add_argument("--scale", default="full", help="full or paper")
     rs.add_argument("only", nargs="*", help="chapters, e.g. 00 or 00_getting_started (default: all)")
@@ -391,6 +421,8 @@ def main() -> None:
         sync()
     elif args.command == "execute":
         execute(args.force, args.only)
+    elif args.command == "student":
+        student(args.out)
     elif args.command == "results":
         results(args.scale, args.only)
     elif args.command == "build":

@@ -460,7 +460,8 @@ def load_dataset(
 
     Inputs are standardised (zero mean, unit variance over the training set);
     images come as ``(N, C, H, W)``, MNIST-1D as ``(N, 40)``. In a dry run, a data set
-    whose files are absent comes as random data of the real shapes (see the module's doc).
+    whose files are absent comes as random data of the real shapes (see the module's doc), and
+    one whose files are present is cut to at most ``DRY_RUN_SIZES`` examples.
     """
     key = name.lower().replace("-", "_")
     key = _ALIASES.get(key, key)
@@ -473,4 +474,7 @@ def load_dataset(
         if stand_in is not None:
             return stand_in
     data = loader(folder)
+    if dry_run():  # real files, but a dry run stays quick: at most DRY_RUN_SIZES examples
+        n_train = min(n_train or len(data.y_train), DRY_RUN_SIZES[0], len(data.y_train))
+        n_test = min(n_test or len(data.y_test), DRY_RUN_SIZES[1], len(data.y_test))
     return data.subset(n_train, n_test) if (n_train or n_test) else data

@@ -1,0 +1,136 @@
+"""Claims, rules, the results store and provenance: verdicts by their printed rules, stored results with provenance."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nnstudies
+from nnstudies.provenance import imported_modules, module_closure, source_hash
+from nnstudies.results import NOT_TESTED, Claim, Rule, claims_table, load_results, record
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize(
+    ("rule", "values", "verdict"),
+    [
+        (Rule.above(0.0, margin=0.1), [0.5, 0.52, 0.48], "yes"),
+        (Rule.above(0.0, margin=0.1), [0.05, 0.06, 0.04], "partly"),  # clear of zero, but below the margin
+        (Rule.above(0.0), [0.3, -0.2, 0.1], "partly"),  # positive mean within 2 sd of zero
+        (Rule.above(0.0), [-0.1, -0.2, -0.15], "no"),
+        (Rule.below(1.0), [0.1, 0.2, 0.15], "yes"),
+        (Rule.below(1.0), [1.1, 1.2, 1.3], "no"),
+        (Rule.within(0.0, tolerance=0.1), [0.01, -0.01, 0.0], "yes"),
+        (Rule.within(0.0, tolerance=0.1), [0.05, -0.1, 0.2], "partly"),
+        (Rule.within(0.0, tolerance=0.1), [0.5, 0.4, 0.6], "no"),
+        (Rule.above(0.0), [1.0, 2.0], NOT_TESTED),  # fewer runs than the rule needs
+    ],
+)
+def test_rules_give_the_verdicts_they_print(rule: Rule, values: list[float], verdict: str) -> None:
+    assert rule.judge(values) == verdict
+
+
+def test_rule_text_states_the_rule() -> None:
+    assert Rule.above(0.0, margin=0.2).text() == "yes if mean − 2 sd > 0 and mean > 0.2; partly if mean > 0; else no (≥ 3 runs)"
+    assert "abs(mean − 1)" in Rule.within(1.0, tolerance=0.5).text()
+    with pytest.raises(ValueError, match="finite"):
+        Rule.above().judge([1.0, float("nan"), 2.0])
+    with pytest.raises(ValueError, match="margin"):
+        Rule.above(margin=-1.0)
+
+
+def test_a_claim_summarises_its_runs() -> None:
+    claim = Claim("x", "the paper claims x", paper="1.0", quantity="gap", rule=Rule.above(), fmt=".2f")
+    evidence = claim.judge([1.5, 2.0, 2.5])
+    assert (evidence.mean, evidence.sd, evidence.n, evidence.verdict) == (2.0, 0.5, 3, "yes")
+    assert str(evidence) == "2.00 ± 0.50 (n=3)"
+    assert claim.judge([1.0, 2.0, 3.0]).verdict == "partly"  # mean − 2 sd = 0 is not clear of zero
+
+
+def test_claims_table_records_and_reads_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NNSTUDIES_RESULTS_STORE", str(tmp_path))
+    claim = Claim("gap", "the paper claims a gap", paper="big", quantity="gap", rule=Rule.above(0.0, margin=0.1))
+    table = claims_table("98_test", [claim], {"gap": [0.5, 0.6, 0.55]}, scale="cpu")
+    assert "not run" in table.data and "cpu: **yes**" in table.data
+    assert nnstudies.results.recorded("98_test")["claim.gap"] == [0.5, 0.6, 0.55]
+    stored = {"provenance": {"modules": ["nnstudies.scales"], "library_hash": "old"}, "values": {"claim.gap": [0.0, 0.01, -0.01]}}
+    (tmp_path / "98_test").mkdir()
+    (tmp_path / "98_test" / "full.json").write_text(json.dumps(stored))
+    table = claims_table("98_test", [claim], {"gap": [0.5, 0.6, 0.55]}, scale="cpu")
+    assert "full: **no**" in table.data and "cpu: **yes**" in table.data
+    result = load_results("98_test", "full")
+    assert result is not None and not result.is_current and "changed since" in result.note()
+    with pytest.raises(ValueError, match="not in the table"):
+        claims_table("98_test", [claim], {"other": [1.0]}, scale="cpu")
+
+
+def test_a_damaged_store_is_an_error_not_an_empty_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NNSTUDIES_RESULTS_STORE", str(tmp_path))
+    (tmp_path / "97_test").mkdir()
+    (tmp_path / "97_test" / "full.json").write_text("{not json")
+    with pytest.raises(ValueError, match="damaged"):
+        load_results("97_test", "full")
+    assert load_results("97_test", "paper") is None
+    with pytest.raises(ValueError, match="unknown scale"):
+        load_results("97_test", "laptop")
+
+
+def test_record_rejects_what_json_cannot_hold_faithfully() -> None:
+    with pytest.raises(ValueError, match="finite"):
+        record("96_test", curve=[1.0, float("inf")])
+    with pytest.raises(TypeError, match="numbers, strings"):
+        record("96_test", model=object())
+    assert record("96_test", curve=(1.0, 2.0), nested={"a": [1, 2]})["curve"] == [1.0, 2.0]
+
+
+def test_a_dry_run_is_marked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NNSTUDIES_DRY_RUN", "1")
+    assert record("95_test", a=1)["dry_run"] is True
+    monkeypatch.setenv("NNSTUDIES_DRY_RUN", "maybe")
+    with pytest.raises(ValueError, match="NNSTUDIES_DRY_RUN"):
+        nnstudies.dry_run()
+
+
+def test_imports_are_read_statically() -> None:
+    source = "import nnstudies\nfrom nnstudies.chapters import getting_started as ch\n%pip install x\nimport numpy"
+    assert imported_modules(source) == {"nnstudies", "nnstudies.chapters", "nnstudies.chapters.getting_started"}
+    closure = module_closure(["nnstudies.chapters.getting_started"])
+    assert {"nnstudies", "nnstudies.training", "nnstudies.results"} <= closure
+    assert not any(name.startswith(("nnstudies.rtrl", "nnstudies.optim")) for name in closure)
+    assert source_hash(["nnstudies.scales"]) != source_hash(["nnstudies.scales"], "extra")
+
+
+def _book_tool(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(ROOT / "tools" / "book.py"), *args], capture_output=True, text=True, check=False)
+
+
+def test_stored_results_refuse_a_dry_run(tmp_path: Path) -> None:
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import book
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    with pytest.raises(SystemExit, match="dry run"):
+        book.store_results("99_x", "full", {"dry_run": True}, library_hash_="h", modules=[], notebook_hash="n", wall_seconds=1.0)
+    with pytest.raises(SystemExit, match="not 'full'"):
+        book.store_results("99_x", "full", {"scale": "cpu"}, library_hash_="h", modules=[], notebook_hash="n", wall_seconds=1.0)
+
+
+# Chapters whose `full` results must be stored (the chapter issues add theirs as they run them).
+STORED_FULL = ["00_getting_started"]
+
+
+@pytest.mark.parametrize("chapter", STORED_FULL)
+def test_full_results_are_stored_with_provenance(chapter: str) -> None:
+    result = load_results(chapter, "full")
+    assert result is not None, f"results/{chapter}/full.json is missing: run `make results SCALE=full CHAPTER={chapter[:2]}`"
+    for key in ("commit", "date", "device", "threads", "torch", "seeds", "wall_seconds", "library_hash", "modules"):
+        assert key in result.provenance, f"{result.path} lacks provenance {key!r}"
+    assert not result.values.get("dry_run"), f"{result.path} holds a dry run"
+    assert result.values.get("scale") == "full"
+    assert any(k.startswith("claim.") for k in result.values), f"{result.path} holds no claim values"
