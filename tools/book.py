@@ -223,6 +223,8 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
         raise SystemExit(f"no chapter matches {only}; chapters: {[p.stem for p in chapters()]}")
     for path in selected:
         nb = nbformat.read(path, as_version=4)
+        modules = sorted(notebook_modules(nb))  # the code as it is when the run starts
+        hashes = {"library_hash_": library_hash(nb), "notebook_hash": source_hash(nb, scale)}
         print(f"{path.name}: running at the {scale} scale ...", flush=True)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
@@ -235,9 +237,7 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
             if not recorded.exists():
                 raise SystemExit(f"{path.name} recorded nothing at {scale}; nothing stored")
             values = json.loads(recorded.read_text())
-        modules = sorted(notebook_modules(nb))
-        stored = store_results(path.stem, scale, values, library_hash_=library_hash(nb), modules=modules,
-                               notebook_hash=source_hash(nb, scale), wall_seconds=time.perf_counter() - started)
+        stored = store_results(path.stem, scale, values, modules=modules, wall_seconds=time.perf_counter() - started, **hashes)
         print(f"{path.name}: done in {time.perf_counter() - started:.0f} s; stored {stored.relative_to(ROOT)}; "
               f"the executed notebook is {out.relative_to(ROOT)}")
 

@@ -105,7 +105,12 @@ def source_hash(modules: Iterable[str], *extra: str) -> str:
 
 
 def git_commit(root: Path | None = None) -> str:
-    """The checkout's commit (``+dirty`` when library files differ from it), or ``"unknown"`` outside git."""
+    """The checkout's commit (``+dirty`` when library files differ from it), or ``"unknown"`` outside git.
+
+    ``$NNSTUDIES_COMMIT`` names it where the code runs from a copy without git (e.g. a GPU machine).
+    """
+    if os.environ.get("NNSTUDIES_COMMIT"):
+        return os.environ["NNSTUDIES_COMMIT"]
     where = str(root or LIBRARY)
     try:
         commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=where, capture_output=True, text=True, check=True)

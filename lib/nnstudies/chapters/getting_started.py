@@ -67,7 +67,7 @@ PRESETS: dict[str, Preset] = {
                     n_train=500, n_test=200),
     "cpu": Preset("mnist1d", (256, 256), epochs=20, batch_size=128, learning_rates=_LRS, seeds=(0, 1, 2)),
     "full": Preset("fashion_mnist", (1000,), epochs=5, batch_size=100, learning_rates=_LRS, seeds=(0, 1, 2)),
-    "paper": Preset("fashion_mnist", (1000, 1000), epochs=20, batch_size=100, learning_rates=_LRS, seeds=(0, 1, 2, 3, 4)),
+    "paper": Preset("fashion_mnist", (1000, 1000), epochs=10, batch_size=100, learning_rates=_LRS, seeds=(0, 1, 2, 3, 4)),
 }
 
 
