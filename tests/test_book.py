@@ -5,6 +5,8 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import posixpath
+import re
 import shutil
 import subprocess
 import sys
@@ -13,11 +15,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
+import nbformat
 import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-MATHJAX = ROOT / "_build" / "vendor" / "mathjax"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -39,6 +41,24 @@ def test_book_builds_without_warnings(built_book: Path) -> None:
         assert page in pages
     refs = (built_book / "book" / "references.html").read_text()
     assert "Benzing" in refs and "Optimal Kronecker" in refs
+
+
+CITATION = re.compile(r'<a class="reference internal" href="(?:[^"]*/)?references\.html#([^"]+)"[^>]*>(.*?)</a>', re.DOTALL)
+
+
+def test_citations_are_unambiguous(built_book: Path) -> None:
+    """A citation's text names one work: two works never read the same ("Benzing, 2022" twice), and no
+    citation is left with 'others' or without a year."""
+    targets: dict[str, set[str]] = {}
+    for page in built_book.rglob("*.html"):
+        for target, html in CITATION.findall(page.read_text()):
+            text = re.sub(r"<[^>]+>", "", html).strip()
+            targets.setdefault(text, set()).add(target)
+    assert targets, "no citations found in the built pages"
+    shared = {text: sorted(ids) for text, ids in targets.items() if len(ids) > 1}
+    assert not shared, f"one citation text for several works: {shared}"
+    vague = sorted(text for text in targets if "others" in text or "n.d." in text)
+    assert not vague, f"citations without their authors or year: {vague}"
 
 
 def _chromium() -> str | None:
@@ -64,8 +84,60 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+# What a stored output shows as a table: an HTML table, or a Markdown table (its |---| rule line).
+MARKDOWN_RULE = re.compile(r"^\s*\|[\s:|-]*---[\s:|-]*$", re.MULTILINE)
+REMOVED = {"remove-cell", "remove-output"}
+# Visible text (code blocks excluded) must not show unrendered Markdown or TeX.
+RAW = {
+    # '---' turns into an em dash when Sphinx's smart quotes set a raw table as a paragraph
+    "a Markdown table rule '|---'": re.compile(r"\|\s*:?(?:---|—|–)"),
+    "'$$'": re.compile(r"\$\$"),
+    "a stray '$'": re.compile(r"(?<!\$)\$(?!\$)"),
+    "a TeX command": re.compile(r"\\[A-Za-z]{2,}|\\[()\[\]]"),
+}
+REDIRECT = re.compile(r'<meta http-equiv="Refresh" content="0; url=([^"]+)"', re.IGNORECASE)
+VISIBLE_TEXT = """() => {
+    const hide = document.createElement('style');
+    hide.textContent = 'pre, code, kbd, samp { display: none !important; }';
+    document.head.appendChild(hide);
+    const text = document.body.innerText;
+    hide.remove();
+    return text;
+}"""
+IMAGES = "imgs => imgs.map(i => [i.currentSrc || i.src, i.complete, i.naturalWidth])"
+MERROR_TEXT = "es => es.map(e => e.getAttribute('data-mjx-error') || e.textContent)"
+UNTYPESET = "ms => ms.filter(m => !m.querySelector('mjx-container')).map(m => m.textContent)"
+MATHJAX_DONE = """() => !(window.MathJax && MathJax.startup && MathJax.startup.promise) ? 'not loaded'
+    : Promise.race([MathJax.startup.promise.then(() => 'done'), new Promise(r => setTimeout(() => r('still typesetting after 20 s'), 20000))])"""
+
+
+def expected_tables(notebook: Path) -> int:
+    """How many tables the stored outputs of a notebook hold (in cells the book shows)."""
+    nb = nbformat.read(notebook, as_version=4)
+    count = 0
+    for cell in nb.cells:
+        if cell.cell_type != "code" or REMOVED & set(cell.metadata.get("tags", [])):
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data", {})
+            if "<table" in data.get("text/html", ""):  # myst-nb prefers HTML to Markdown
+                count += data["text/html"].count("<table")
+            else:
+                count += len(MARKDOWN_RULE.findall(data.get("text/markdown", "")))
+    return count
+
+
+def _context(text: str, match: re.Match[str]) -> str:
+    return repr(text[max(0, match.start() - 40) : match.end() + 40])
+
+
 def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
-    """Every page loads without console errors; chapter pages show their figures and launch to Colab."""
+    """What a reader sees, offline: every request that leaves the local server is blocked and is a failure.
+
+    Every page loads without console errors, shows no raw Markdown or TeX, typesets its math with MathJax
+    (no errors), and loads its images; chapter pages show their figures, every table their stored outputs
+    hold as a <table>, a Colab badge served by the book itself, and a launch link to Colab.
+    """
     chromium = _chromium()
     if chromium is None:
         pytest.skip("no Chromium found: install Debian's 'chromium' package (apt-get install chromium) to run the browser test")
@@ -77,38 +149,64 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
     pages = sorted(p.relative_to(built_book).as_posix() for p in built_book.rglob("*.html") if "_static" not in p.parts)
     chapters = [p for p in pages if p.startswith("notebooks/")]
     assert chapters, "no chapter pages were built"
-    stubbed: set[str] = set()
+    tables = {f"notebooks/{nb.stem}.html": expected_tables(nb) for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    assert sum(tables.values()) > 0, "no stored output holds a table: the table check would check nothing"
     problems: list[str] = []
+    current = [""]
     shots = os.environ.get("NNSTUDIES_SCREENSHOTS")
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
         context = browser.new_context()
 
-        def offline(route):  # type: ignore[no-untyped-def]
-            # The tests may run offline: MathJax comes from a local copy when there is one
-            # (`make test` fetches it with npm); other CDN requests (badges, fonts) get an empty
-            # body, so that only errors of the book's own pages remain.
-            url = urlparse(route.request.url)
-            if MATHJAX.is_dir() and url.path.startswith("/npm/mathjax@3/es5/"):
-                local = MATHJAX / "es5" / url.path.removeprefix("/npm/mathjax@3/es5/")
-                if local.is_file():
-                    return route.fulfill(path=str(local))
-            stubbed.add(url.netloc)
-            route.fulfill(status=200, body="")
+        def block(route):  # type: ignore[no-untyped-def]
+            # The book must work offline: a request to any other host is a failure, not something to stub.
+            problems.append(f"{current[0]}: request to another host blocked: {route.request.url}")
+            route.abort("blockedbyclient")
 
-        context.route(lambda url: not url.startswith(served_book), offline)
+        def elsewhere(url: str) -> bool:
+            return urlparse(url).scheme in ("http", "https", "ws", "wss") and not url.startswith(served_book)
+
+        context.route(elsewhere, block)
         page = context.new_page()
         errors: list[str] = []
-        page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+
+        def console(msg):  # type: ignore[no-untyped-def]
+            if msg.type == "error" or (msg.type == "warning" and "mathjax" in msg.text.lower()):
+                errors.append(f"console {msg.type}: {msg.text}")
+
+        page.on("console", console)
         page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
         for name in pages:
+            current[0] = name
             errors.clear()
+            redirect = REDIRECT.search((built_book / name).read_text())
+            if redirect:  # the root index.html only sends the reader on
+                if posixpath.normpath(posixpath.join(posixpath.dirname(name), redirect[1])) not in pages:
+                    problems.append(f"{name}: redirects to a page that was not built: {redirect[1]}")
+                continue
             response = page.goto(served_book + name, wait_until="load")
             if response is None or response.status != 200:
                 problems.append(f"{name}: HTTP {response.status if response else 'no response'}")
+            if page.query_selector(".math"):
+                state = page.evaluate(MATHJAX_DONE)
+                if state != "done":
+                    problems.append(f"{name}: MathJax {state}")
+                else:
+                    merrors = page.eval_on_selector_all("mjx-merror", MERROR_TEXT)
+                    problems += [f"{name}: MathJax error: {e}" for e in merrors]
+                    raw = page.eval_on_selector_all(".math", UNTYPESET)
+                    problems += [f"{name}: math not typeset: {m[:80]!r}" for m in raw]
+            elif name in chapters:
+                problems.append(f"{name}: no math found")
             page.wait_for_timeout(200)
             problems += [f"{name}: {e}" for e in errors]
+            text = page.evaluate(VISIBLE_TEXT)
+            for what, pattern in RAW.items():
+                hits = list(pattern.finditer(text))
+                problems += [f"{name}: visible text shows {what} ({len(hits)} in all): {_context(text, m)}" for m in hits[:3]]
+            images = page.eval_on_selector_all("img", IMAGES)
+            problems += [f"{name}: image did not load: {src}" for src, complete, width in images if not (complete and width > 0)]
             if name in chapters:
                 sizes = page.eval_on_selector_all(
                     ".cell_output img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
@@ -116,21 +214,21 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
                 if not sizes:
                     problems.append(f"{name}: no figures in the cell outputs")
                 problems += [f"{name}: figure {i} did not load ({s})" for i, s in enumerate(sizes) if not (s[0] and s[1] > 0 and s[2] > 0)]
+                found = len(page.query_selector_all(".cell_output table"))
+                if found < tables.get(name, 0):
+                    problems.append(f"{name}: {found} tables in the cell outputs, but the stored outputs hold {tables[name]}")
+                badges = [src for src, _, _ in images if "colab-badge" in src]
+                if not badges:
+                    problems.append(f"{name}: no Colab badge")
+                away = [src for src in badges if not src.startswith(served_book)]
+                problems += [f"{name}: the Colab badge is not served by the book: {src}" for src in away]
                 links = page.eval_on_selector_all("a[href*='colab.research.google.com/github']", "as => as.map(a => a.href)")
                 want = f"https://colab.research.google.com/github/{slug}/blob/{branch}/{name.removesuffix('.html')}.ipynb"
                 if want not in links:
                     problems.append(f"{name}: no launch link to {want} (found {links})")
-                if not page.query_selector(".math"):
-                    problems.append(f"{name}: no math found")
-                elif MATHJAX.is_dir():
-                    try:
-                        page.wait_for_selector("mjx-container", timeout=10_000)
-                    except Exception:  # noqa: BLE001
-                        problems.append(f"{name}: MathJax did not typeset the math")
             if shots:
                 Path(shots).mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(Path(shots) / (name.replace("/", "_") + ".png")), full_page=True)
         browser.close()
-    math = "typeset by MathJax" if MATHJAX.is_dir() else "markup only (no local MathJax)"
-    print(f"checked {len(pages)} pages; math {math}; external hosts answered offline: {sorted(stubbed)}")
+    print(f"checked {len(pages)} pages offline; tables expected per chapter: {tables}")
     assert not problems, "\n".join(problems)
