@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import nbformat
@@ -131,6 +132,58 @@ def _context(text: str, match: re.Match[str]) -> str:
     return repr(text[max(0, match.start() - 40) : match.end() + 40])
 
 
+FINGERPRINT = """el => {
+  const data = [];
+  const walk = (item) => {
+    if (item.datum) data.push(JSON.stringify(item.datum));
+    (item.items || []).forEach(walk);
+  };
+  walk(el.nnstudiesView.scenegraph().root);
+  return data.join("|");
+}"""
+
+
+def expected_explorers(notebook: Path) -> int:
+    """How many explorers (precomputed Vega-Lite charts) a stored notebook's outputs hold."""
+    nb = nbformat.read(notebook, as_version=4)
+    return sum(
+        "data-nnstudies-explorer" in "".join(o.get("data", {}).get("text/html", ""))
+        for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+    )
+
+
+def check_explorers(page: Any, name: str, expected: int) -> list[str]:
+    """Every explorer on the page is drawn, and moving each of its controls changes what is drawn."""
+    found = page.query_selector_all("div[data-nnstudies-explorer]")
+    if len(found) < expected:
+        return [f"{name}: {len(found)} explorers in the page, but the stored outputs hold {expected}"]
+    problems = []
+    for index, explorer in enumerate(found):
+        try:
+            page.wait_for_function("el => el.hasAttribute('data-nnstudies-ready') && el.nnstudiesView", arg=explorer, timeout=20_000)
+        except Exception:  # noqa: BLE001
+            problems.append(f"{name}: explorer {index} was not drawn")
+            continue
+        controls = explorer.query_selector_all("input[type=range], select")
+        if not controls:
+            problems.append(f"{name}: explorer {index} has no controls")
+        for control in controls:
+            before = explorer.evaluate(FINGERPRINT)
+            if control.evaluate("c => c.tagName") == "SELECT":
+                options = control.evaluate("s => [...s.options].map(o => o.value)")
+                current = control.evaluate("s => s.value")
+                control.select_option(next(o for o in options if o != current))
+            else:
+                at_max = control.evaluate("i => Number(i.value) >= Number(i.max)")
+                control.focus()
+                control.press("ArrowLeft" if at_max else "ArrowRight")
+            page.wait_for_timeout(300)
+            if explorer.evaluate(FINGERPRINT) == before:
+                label = control.evaluate("c => c.name")
+                problems.append(f"{name}: explorer {index}: moving {label} did not change what is drawn")
+    return problems
+
+
 def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
     """What a reader sees, offline: every request that leaves the local server is blocked and is a failure.
 
@@ -150,6 +203,7 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
     chapters = [p for p in pages if p.startswith("notebooks/")]
     assert chapters, "no chapter pages were built"
     tables = {f"notebooks/{nb.stem}.html": expected_tables(nb) for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
+    explorers = {f"notebooks/{nb.stem}.html": expected_explorers(nb) for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
     assert sum(tables.values()) > 0, "no stored output holds a table: the table check would check nothing"
     problems: list[str] = []
     current = [""]
@@ -226,9 +280,12 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
                 want = f"https://colab.research.google.com/github/{slug}/blob/{branch}/{name.removesuffix('.html')}.ipynb"
                 if want not in links:
                     problems.append(f"{name}: no launch link to {want} (found {links})")
+            if name in chapters:
+                problems += check_explorers(page, name, explorers.get(name, 0))
             if shots:
                 Path(shots).mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(Path(shots) / (name.replace("/", "_") + ".png")), full_page=True)
         browser.close()
-    print(f"checked {len(pages)} pages offline; tables expected per chapter: {tables}")
+    print(f"checked {len(pages)} pages offline; tables expected per chapter: {tables}; explorers: {explorers}")
+    assert sum(explorers.values()) > 0, "no stored output holds an explorer: the explorer check would check nothing"
     assert not problems, "\n".join(problems)

@@ -134,3 +134,27 @@ def test_full_results_are_stored_with_provenance(chapter: str) -> None:
     assert not result.values.get("dry_run"), f"{result.path} holds a dry run"
     assert result.values.get("scale") == "full"
     assert any(k.startswith("claim.") for k in result.values), f"{result.path} holds no claim values"
+
+
+def test_a_chapter_is_stale_only_when_its_own_code_changes() -> None:
+    """Each notebook's hash covers the library modules it imports, transitively, and no other chapter's modules."""
+    import nbformat
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import book
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    closures = {p.stem: module_closure(book.notebook_modules(nbformat.read(p, as_version=4))) for p in notebooks}
+    chapter_modules = {name for c in closures.values() for name in c if name.startswith("nnstudies.chapters.")}
+    for stem, closure in closures.items():
+        own = {name for name in closure if name.startswith("nnstudies.chapters.")}
+        assert len(own) <= 1, f"{stem} imports several chapters' experiment modules: {sorted(own)}"
+        assert {"nnstudies", "nnstudies.training", "nnstudies.results"} <= closure
+    assert len(chapter_modules) == len(notebooks), f"one experiment module per chapter, found {sorted(chapter_modules)}"
+    # Editing only chapter 4's modules leaves chapters 0-3 current.
+    chapter4 = closures[notebooks[-1].stem] - set().union(*(closures[p.stem] for p in notebooks[:-1]))
+    assert "nnstudies.rtrl" in chapter4, sorted(chapter4)
+    for stem in (p.stem for p in notebooks[:-1]):
+        assert not closures[stem] & chapter4
