@@ -6,6 +6,7 @@
     python tools/book.py check             # exit 1 when a stored notebook is stale or out of sync
     python tools/book.py results --scale full [00 ...]  # run chapters at full (or paper), store results/<chapter>/<scale>.json
     python tools/book.py student [--out DIR]           # the student edition: notebooks without solution cells
+    python tools/book.py crosscheck [00 ...]           # re-execute at cpu with another floating-point path, compare verdicts
 
 A chapter is re-executed only when its code cells, the library modules it imports
 (directly or not) or its stored results changed since its stored outputs were made:
@@ -165,8 +166,13 @@ def execute(force: bool = False, only: list[str] | None = None, timeout: int = 1
             out = Path(tmp) / path.name
             try:
                 papermill.execute_notebook(
-                    str(path), str(out), cwd=str(NOTEBOOKS), kernel_name="python3",
-                    progress_bar=False, execution_timeout=timeout, parameters={},
+                    str(path),
+                    str(out),
+                    cwd=str(NOTEBOOKS),
+                    kernel_name="python3",
+                    progress_bar=False,
+                    execution_timeout=timeout,
+                    parameters={},
                 )
             except Exception:
                 kept = ROOT / "_build" / "failed" / path.name
@@ -185,8 +191,9 @@ def execute(force: bool = False, only: list[str] | None = None, timeout: int = 1
 # ----------------------------------------------------------------------------- results
 
 
-def store_results(chapter: str, scale: str, values: dict, *, library_hash_: str, modules: list[str], notebook_hash: str,
-                  wall_seconds: float) -> Path:
+def store_results(
+    chapter: str, scale: str, values: dict, *, library_hash_: str, modules: list[str], notebook_hash: str, wall_seconds: float
+) -> Path:
     """Write ``results/<chapter>/<scale>.json``: what the chapter recorded, with its provenance."""
     from nnstudies.provenance import git_commit
 
@@ -197,8 +204,15 @@ def store_results(chapter: str, scale: str, values: dict, *, library_hash_: str,
     values = dict(values)
     env = values.pop("environment", {})
     provenance = {
-        "chapter": chapter, "scale": scale, "commit": git_commit(ROOT), "library_hash": library_hash_, "modules": modules,
-        "notebook_hash": notebook_hash, "seeds": values.get("seeds"), "wall_seconds": round(wall_seconds, 1), **env,
+        "chapter": chapter,
+        "scale": scale,
+        "commit": git_commit(ROOT),
+        "library_hash": library_hash_,
+        "modules": modules,
+        "notebook_hash": notebook_hash,
+        "seeds": values.get("seeds"),
+        "wall_seconds": round(wall_seconds, 1),
+        **env,
     }
     path = RESULTS / chapter / f"{scale}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -228,18 +242,107 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
         print(f"{path.name}: running at the {scale} scale ...", flush=True)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            os.environ.update({"NNSTUDIES_STATIC": "1", "NNSTUDIES_SCALE": scale, "NNSTUDIES_RESULTS_DIR": tmp,
-                               "NNSTUDIES_CACHE": str(Path(tmp) / "models")})
+            os.environ.update(
+                {
+                    "NNSTUDIES_STATIC": "1",
+                    "NNSTUDIES_SCALE": scale,
+                    "NNSTUDIES_RESULTS_DIR": tmp,
+                    "NNSTUDIES_CACHE": str(Path(tmp) / "models"),
+                }
+            )
             out = out_dir / f"{path.stem}-{scale}.ipynb"
-            papermill.execute_notebook(str(path), str(out), cwd=str(NOTEBOOKS), kernel_name="python3",
-                                       progress_bar=False, execution_timeout=timeout, parameters={})
+            papermill.execute_notebook(
+                str(path),
+                str(out),
+                cwd=str(NOTEBOOKS),
+                kernel_name="python3",
+                progress_bar=False,
+                execution_timeout=timeout,
+                parameters={},
+            )
             recorded = Path(tmp) / f"{path.stem}.json"
             if not recorded.exists():
                 raise SystemExit(f"{path.name} recorded nothing at {scale}; nothing stored")
             values = json.loads(recorded.read_text())
         stored = store_results(path.stem, scale, values, modules=modules, wall_seconds=time.perf_counter() - started, **hashes)
-        print(f"{path.name}: done in {time.perf_counter() - started:.0f} s; stored {stored.relative_to(ROOT)}; "
-              f"the executed notebook is {out.relative_to(ROOT)}")
+        print(
+            f"{path.name}: done in {time.perf_counter() - started:.0f} s; stored {stored.relative_to(ROOT)}; "
+            f"the executed notebook is {out.relative_to(ROOT)}"
+        )
+
+
+# ----------------------------------------------------------------------------- cross-check
+
+# Another machine's floating point, on this one: other vector instructions for torch's own kernels, oneDNN
+# and MKL, and one thread instead of several. Each changes the rounding of sums and products.
+ELSEWHERE = {
+    "ATEN_CPU_CAPABILITY": "default",
+    "ONEDNN_MAX_CPU_ISA": "SSE41",
+    "MKL_ENABLE_INSTRUCTIONS": "SSE4_2",
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+}
+
+
+def verdicts(nb: nbformat.NotebookNode, scale: str = SCALE) -> dict[str, str]:
+    """``claim statement -> verdict at scale`` from the claims tables among a notebook's outputs."""
+    found: dict[str, str] = {}
+    for cell in nb.cells:
+        for output in cell.get("outputs", []) if cell.cell_type == "code" else []:
+            text = "".join(output.get("data", {}).get("text/markdown", ""))
+            lines = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
+            if not lines or "the paper claims" not in lines[0]:
+                continue
+            split = lambda line: [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+            header = split(lines[0])
+            column = header.index("verdict")
+            for line in lines[2:]:
+                cells = split(line)
+                verdict = re.search(rf"{scale}: \*\*(.+?)\*\*", cells[column])
+                found[cells[0]] = verdict[1] if verdict else "?"
+    return found
+
+
+def crosscheck(only: list[str] | None = None, timeout: int = 3600) -> bool:
+    """Re-execute chapters at cpu with another floating-point path (ELSEWHERE); compare the verdicts with the stored run."""
+    import papermill
+
+    out_dir = ROOT / "_build" / "crosscheck"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    same = True
+    for path in chapters():
+        if only and path.name not in only and path.stem not in only and path.stem[:2] not in only:
+            continue
+        stored = verdicts(nbformat.read(path, as_version=4))
+        print(f"{path.name}: re-executing at {SCALE} with {ELSEWHERE} ...", flush=True)
+        started = time.perf_counter()
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = {k: os.environ.get(k) for k in (*ELSEWHERE, "NNSTUDIES_CACHE", "NNSTUDIES_STATIC", "NNSTUDIES_SCALE")}
+            os.environ.update({**ELSEWHERE, "NNSTUDIES_CACHE": str(Path(tmp) / "models"), "NNSTUDIES_STATIC": "1"})
+            os.environ.pop("NNSTUDIES_SCALE", None)
+            try:
+                papermill.execute_notebook(
+                    str(path),
+                    str(out_dir / path.name),
+                    cwd=str(NOTEBOOKS),
+                    kernel_name="python3",
+                    progress_bar=False,
+                    execution_timeout=timeout,
+                    parameters={},
+                )
+            finally:
+                for key, value in saved.items():
+                    if value is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = value
+        again = verdicts(nbformat.read(out_dir / path.name, as_version=4))
+        print(f"  {len(stored)} claims, {time.perf_counter() - started:.0f} s")
+        for claim in sorted(set(stored) | set(again)):
+            flag = "same" if stored.get(claim) == again.get(claim) else "DIFFERENT"
+            same &= flag == "same"
+            print(f"  {flag:9} stored {stored.get(claim, '-'):>26} | elsewhere {again.get(claim, '-'):>26} | {claim}")
+    return same
 
 
 # ----------------------------------------------------------------------------- student edition
@@ -411,6 +514,8 @@ def main() -> None:
     bd = sub.add_parser("build")
     bd.add_argument("--out", type=Path, default=None)
     sub.add_parser("check")
+    cc = sub.add_parser("crosscheck", help="re-execute at cpu with another floating-point path; compare verdicts")
+    cc.add_argument("only", nargs="*")
     st = sub.add_parser("student")
     st.add_argument("--out", type=Path, default=None)
     rs = sub.add_parser("results")
@@ -421,6 +526,8 @@ def main() -> None:
         sync()
     elif args.command == "execute":
         execute(args.force, args.only)
+    elif args.command == "crosscheck":
+        sys.exit(0 if crosscheck(args.only) else 1)
     elif args.command == "student":
         student(args.out)
     elif args.command == "results":

@@ -53,8 +53,11 @@ def _code_version(modules: Iterable[str]) -> str:
     named = {m for m in modules if m}
     ours = sorted(m for m in named if m == PACKAGE or m.startswith(PACKAGE + "."))
     if not ours or len(ours) < len(named):
-        ours = sorted(PACKAGE + "." + p.relative_to(LIBRARY).with_suffix("").as_posix().replace("/", ".")
-                      for p in LIBRARY.rglob("*.py") if p.name != "__init__.py")
+        ours = sorted(
+            PACKAGE + "." + p.relative_to(LIBRARY).with_suffix("").as_posix().replace("/", ".")
+            for p in LIBRARY.rglob("*.py")
+            if p.name != "__init__.py"
+        )
     return source_hash(ours, "dry-run" if dry_run() else "")[:16]
 
 
@@ -68,7 +71,9 @@ def _check_json(value: Any, where: str) -> None:
         for i, v in enumerate(value):
             _check_json(v, f"{where}{i}.")
     elif not (value is None or isinstance(value, (str, int, float, bool))):
-        raise TypeError(f"cache config value at {where.rstrip('.') or 'top'} is a {type(value).__name__}; use str, int, float, bool, None, lists or dicts")
+        raise TypeError(
+            f"cache config value at {where.rstrip('.') or 'top'} is a {type(value).__name__}; use str, int, float, bool, None, lists or dicts"
+        )
 
 
 def cache_key(config: Mapping[str, Any], modules: Iterable[str] = ()) -> str:
@@ -162,4 +167,3 @@ def clear_cache(root: str | os.PathLike[str] | None = None) -> int:
         path.unlink()
         removed += 1
     return removed
-

@@ -89,7 +89,9 @@ class _ChannelFirst(nn.Module):
         if x.ndim == self.dim + 1:
             return x.unsqueeze(1)
         if x.ndim != self.dim + 2:
-            raise ValueError(f"a {self.dim}-D CNN expects inputs (N, C, {'L' if self.dim == 1 else 'H, W'}), got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"a {self.dim}-D CNN expects inputs (N, C, {'L' if self.dim == 1 else 'H, W'}), got shape {tuple(x.shape)}"
+            )
         return x
 
 

@@ -51,7 +51,14 @@ class _FinalOnly(text_tqdm):
         super().close()
 
 
-def progress(iterable: Iterable[T] | None = None, *, total: int | None = None, desc: str | None = None, disable: bool = False, **kwargs: Any) -> Any:
+def progress(
+    iterable: Iterable[T] | None = None,
+    *,
+    total: int | None = None,
+    desc: str | None = None,
+    disable: bool = False,
+    **kwargs: Any,
+) -> Any:
     """A tqdm progress bar: a widget in a live notebook, one final text line otherwise."""
     if is_interactive():
         from tqdm.auto import tqdm as auto_tqdm

@@ -314,8 +314,16 @@ def claims_table(
         kept = stored.values.get(f"claim.{claim.key}") if stored is not None else None
         old = claim.judge(kept) if kept is not None else None
         verdicts = (f"{stored_scale}: **{old.verdict}** · " if old else "") + f"{scale}: **{live.verdict}**"
-        rows.append([claim.statement, claim.paper, str(old) if old else "not run", str(live), verdicts,
-                     f"{claim.quantity}: {claim.rule.text(claim.fmt)}"])
+        rows.append(
+            [
+                claim.statement,
+                claim.paper,
+                str(old) if old else "not run",
+                str(live),
+                verdicts,
+                f"{claim.quantity}: {claim.rule.text(claim.fmt)}",
+            ]
+        )
     return markdown_table(header, rows)
 
 

@@ -27,8 +27,16 @@ from .progress import progress
 from .scales import dry_run
 
 __all__ = [
-    "DRY_RUN_STEPS", "DivergenceError", "History", "classification_step", "evaluate", "fit", "make_optimizer", "minibatches",
-    "test_metrics", "train",
+    "DRY_RUN_STEPS",
+    "DivergenceError",
+    "History",
+    "classification_step",
+    "evaluate",
+    "fit",
+    "make_optimizer",
+    "minibatches",
+    "test_metrics",
+    "train",
 ]
 
 DRY_RUN_STEPS = 2
@@ -76,7 +84,9 @@ class DivergenceError(RuntimeError):
         super().__init__(f"training diverged: the loss became {loss} at step {step}{hint}")
 
 
-def make_optimizer(name: str, params: Any, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def make_optimizer(
+    name: str, params: Any, lr: float, *, momentum: float = 0.9, weight_decay: float = 0.0
+) -> torch.optim.Optimizer:
     """``"sgd"`` (with heavy-ball momentum), ``"adam"`` or ``"adamw"``."""
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"learning rate must be positive and finite, got {lr}")
@@ -160,7 +170,9 @@ def fit(
     return history
 
 
-def minibatches(data: Dataset, batch_size: int, *, seed: int = 0, device: torch.device | str | None = None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def minibatches(
+    data: Dataset, batch_size: int, *, seed: int = 0, device: torch.device | str | None = None
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Endless minibatches of ``data``'s training set: each epoch a new random order drawn from ``seed``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -242,6 +254,13 @@ def train(
     keep = (lambda t: on_snapshot(t, model)) if on_snapshot is not None else None
     hint = f" (lr={lr}); try a smaller learning rate" if isinstance(optimizer, str) else ""
     return fit(
-        step, steps=total, evaluate=lambda: test_metrics(model, data), eval_every=eval_every or steps_per_epoch,
-        snapshot_at=snapshot_at, on_snapshot=keep, desc=desc, show_progress=show_progress, hint=hint,
+        step,
+        steps=total,
+        evaluate=lambda: test_metrics(model, data),
+        eval_every=eval_every or steps_per_epoch,
+        snapshot_at=snapshot_at,
+        on_snapshot=keep,
+        desc=desc,
+        show_progress=show_progress,
+        hint=hint,
     )

@@ -63,8 +63,9 @@ class Preset:
 
 _LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 PRESETS: dict[str, Preset] = {
-    "smoke": Preset("mnist1d", (64, 64), epochs=3, batch_size=64, learning_rates=(0.003, 0.03, 3.0), seeds=(0, 1, 2),
-                    n_train=500, n_test=200),
+    "smoke": Preset(
+        "mnist1d", (64, 64), epochs=3, batch_size=64, learning_rates=(0.003, 0.03, 3.0), seeds=(0, 1, 2), n_train=500, n_test=200
+    ),
     "cpu": Preset("mnist1d", (256, 256), epochs=20, batch_size=128, learning_rates=_LRS, seeds=(0, 1, 2)),
     "full": Preset("fashion_mnist", (1000,), epochs=5, batch_size=100, learning_rates=_LRS, seeds=(0, 1, 2)),
     "paper": Preset("fashion_mnist", (1000, 1000), epochs=10, batch_size=100, learning_rates=_LRS, seeds=(0, 1, 2, 3, 4)),
@@ -96,8 +97,14 @@ def train_mlp(lr: float, *, scale: str, seed: int = 0, device: torch.device | No
         optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=p.momentum)
         step = classification_step(model, optimizer, minibatches(data, p.batch_size, seed=seed))
         per_epoch = math.ceil(len(data.y_train) / p.batch_size)
-        return fit(step, steps=p.epochs * per_epoch, evaluate=lambda: test_metrics(model, data), eval_every=per_epoch,
-                   desc=f"lr={lr:.3g} seed {seed}", hint=f" (lr={lr:g}); try a smaller learning rate")
+        return fit(
+            step,
+            steps=p.epochs * per_epoch,
+            evaluate=lambda: test_metrics(model, data),
+            eval_every=per_epoch,
+            desc=f"lr={lr:.3g} seed {seed}",
+            hint=f" (lr={lr:g}); try a smaller learning rate",
+        )
 
     return cached(config, build=build, fit=train)  # type: ignore[return-value]
 
@@ -122,7 +129,6 @@ class LearningRateStudy:
             "lr_study.train_loss": {key(lr): v for lr, v in self.train_loss.items()},
             "lr_study.diverged_at": {key(lr): v for lr, v in self.diverged_at.items()},
         }
-
 
     @classmethod
     def from_record(cls, values: dict[str, Any]) -> LearningRateStudy:
@@ -211,8 +217,14 @@ def plot_study(study: LearningRateStudy, *, title: str, chance: float) -> Figure
         n_div = sum(d is not None for d in study.diverged_at[lr])
         if n_div:
             ax.scatter([lr], [0.0], marker="x", color=PALETTE[1], s=50, zorder=3)
-            ax.annotate(f"{n_div}/{len(study.seeds)} diverged", (lr, 0.0), textcoords="offset points", xytext=(0, 8),
-                        ha="center", fontsize=8)
+            ax.annotate(
+                f"{n_div}/{len(study.seeds)} diverged",
+                (lr, 0.0),
+                textcoords="offset points",
+                xytext=(0, 8),
+                ha="center",
+                fontsize=8,
+            )
         means.append(sum(values) / len(values) if values else math.nan)
     ax.plot(study.learning_rates, means, color=colour, lw=1.5, label=f"mean of {len(study.seeds)} seeds")
     ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
@@ -234,7 +246,11 @@ def explorer_rows(lr: float, *, scale: str, seed: int = 0, points: int = 60) -> 
     rows: list[dict[str, Any]] = []
     for rate in sorted({float(lr), p.learning_rates[0], p.learning_rates[-1]}):
         history, diverged = _curves(rate, scale, seed)
-        label = f"lr = {rate:.3g}" + ("  (yours)" if rate == float(lr) else "") + (f", diverged at step {diverged}" if diverged else "")
+        label = (
+            f"lr = {rate:.3g}"
+            + ("  (yours)" if rate == float(lr) else "")
+            + (f", diverged at step {diverged}" if diverged else "")
+        )
         losses = history.train_loss
         every = max(1, len(losses) // points)
         for start in range(0, len(losses), every):
@@ -247,11 +263,15 @@ def explorer_chart(rows: Any) -> Any:
     """How the book's explorer draws :func:`explorer_rows`: training loss against step, one line per run, log scale."""
     import altair as alt
 
-    return rows.mark_line().encode(
-        x=alt.X("step:Q", title="step"),
-        y=alt.Y("train loss:Q", title="training loss (smoothed)").scale(type="log"),
-        color=alt.Color("run:N", title=None),
-    ).properties(width=520, height=260)
+    return (
+        rows.mark_line()
+        .encode(
+            x=alt.X("step:Q", title="step"),
+            y=alt.Y("train loss:Q", title="training loss (smoothed)").scale(type="log"),
+            color=alt.Color("run:N", title=None),
+        )
+        .properties(width=520, height=260)
+    )
 
 
 def plot_learning_rates(lr: float, *, scale: str, compare: tuple[float, ...] | None = None, seed: int = 0) -> Figure:
