@@ -22,8 +22,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
 
@@ -31,20 +37,36 @@ CHROMIUM_FLAGS = [
 def built_book(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Build the HTML book into a temporary folder (tools/book.py build: -W --keep-going)."""
     out = tmp_path_factory.mktemp("book")
-    run = subprocess.run([sys.executable, str(ROOT / "tools" / "book.py"), "build", "--out", str(out)], capture_output=True, text=True, check=False)
-    assert run.returncode == 0, f"book build failed (warnings are errors):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "book.py"), "build", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, (
+        f"book build failed (warnings are errors):\n{run.stdout[-4000:]}\n{run.stderr[-4000:]}"
+    )
     return out / "_build" / "html"
 
 
 def test_book_builds_without_warnings(built_book: Path) -> None:
     pages = {p.relative_to(built_book).as_posix() for p in built_book.rglob("*.html")}
-    for page in ("book/intro.html", "book/setup.html", "book/teaching.html", "book/references.html", "notebooks/00_getting_started.html"):
+    for page in (
+        "book/intro.html",
+        "book/setup.html",
+        "book/teaching.html",
+        "book/references.html",
+        "notebooks/00_getting_started.html",
+    ):
         assert page in pages
     refs = (built_book / "book" / "references.html").read_text()
     assert "Benzing" in refs and "Optimal Kronecker" in refs
 
 
-CITATION = re.compile(r'<a class="reference internal" href="(?:[^"]*/)?references\.html#([^"]+)"[^>]*>(.*?)</a>', re.DOTALL)
+CITATION = re.compile(
+    r'<a class="reference internal" href="(?:[^"]*/)?references\.html#([^"]+)"[^>]*>(.*?)</a>',
+    re.DOTALL,
+)
 
 
 def test_citations_are_unambiguous(built_book: Path) -> None:
@@ -148,7 +170,9 @@ def expected_explorers(notebook: Path) -> int:
     nb = nbformat.read(notebook, as_version=4)
     return sum(
         "data-nnstudies-explorer" in "".join(o.get("data", {}).get("text/html", ""))
-        for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
     )
 
 
@@ -156,11 +180,17 @@ def check_explorers(page: Any, name: str, expected: int) -> list[str]:
     """Every explorer on the page is drawn, and moving each of its controls changes what is drawn."""
     found = page.query_selector_all("div[data-nnstudies-explorer]")
     if len(found) < expected:
-        return [f"{name}: {len(found)} explorers in the page, but the stored outputs hold {expected}"]
+        return [
+            f"{name}: {len(found)} explorers in the page, but the stored outputs hold {expected}"
+        ]
     problems = []
     for index, explorer in enumerate(found):
         try:
-            page.wait_for_function("el => el.hasAttribute('data-nnstudies-ready') && el.nnstudiesView", arg=explorer, timeout=20_000)
+            page.wait_for_function(
+                "el => el.hasAttribute('data-nnstudies-ready') && el.nnstudiesView",
+                arg=explorer,
+                timeout=20_000,
+            )
         except Exception:  # noqa: BLE001
             problems.append(f"{name}: explorer {index} was not drawn")
             continue
@@ -180,7 +210,9 @@ def check_explorers(page: Any, name: str, expected: int) -> list[str]:
             page.wait_for_timeout(300)
             if explorer.evaluate(FINGERPRINT) == before:
                 label = control.evaluate("c => c.name")
-                problems.append(f"{name}: explorer {index}: moving {label} did not change what is drawn")
+                problems.append(
+                    f"{name}: explorer {index}: moving {label} did not change what is drawn"
+                )
     return problems
 
 
@@ -193,18 +225,32 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
     """
     chromium = _chromium()
     if chromium is None:
-        pytest.skip("no Chromium found: install Debian's 'chromium' package (apt-get install chromium) to run the browser test")
+        pytest.skip(
+            "no Chromium found: install Debian's 'chromium' package (apt-get install chromium) to run the browser test"
+        )
     from playwright.sync_api import sync_playwright
 
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     slug = config["repository"]["url"].removeprefix("https://github.com/")
     branch = config["repository"].get("branch", "main")
-    pages = sorted(p.relative_to(built_book).as_posix() for p in built_book.rglob("*.html") if "_static" not in p.parts)
+    pages = sorted(
+        p.relative_to(built_book).as_posix()
+        for p in built_book.rglob("*.html")
+        if "_static" not in p.parts
+    )
     chapters = [p for p in pages if p.startswith("notebooks/")]
     assert chapters, "no chapter pages were built"
-    tables = {f"notebooks/{nb.stem}.html": expected_tables(nb) for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
-    explorers = {f"notebooks/{nb.stem}.html": expected_explorers(nb) for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))}
-    assert sum(tables.values()) > 0, "no stored output holds a table: the table check would check nothing"
+    tables = {
+        f"notebooks/{nb.stem}.html": expected_tables(nb)
+        for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    }
+    explorers = {
+        f"notebooks/{nb.stem}.html": expected_explorers(nb)
+        for nb in sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    }
+    assert sum(tables.values()) > 0, (
+        "no stored output holds a table: the table check would check nothing"
+    )
     problems: list[str] = []
     current = [""]
     shots = os.environ.get("NNSTUDIES_SCREENSHOTS")
@@ -219,7 +265,9 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
             route.abort("blockedbyclient")
 
         def elsewhere(url: str) -> bool:
-            return urlparse(url).scheme in ("http", "https", "ws", "wss") and not url.startswith(served_book)
+            return urlparse(url).scheme in ("http", "https", "ws", "wss") and not url.startswith(
+                served_book
+            )
 
         context.route(elsewhere, block)
         page = context.new_page()
@@ -236,8 +284,13 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
             errors.clear()
             redirect = REDIRECT.search((built_book / name).read_text())
             if redirect:  # the root index.html only sends the reader on
-                if posixpath.normpath(posixpath.join(posixpath.dirname(name), redirect[1])) not in pages:
-                    problems.append(f"{name}: redirects to a page that was not built: {redirect[1]}")
+                if (
+                    posixpath.normpath(posixpath.join(posixpath.dirname(name), redirect[1]))
+                    not in pages
+                ):
+                    problems.append(
+                        f"{name}: redirects to a page that was not built: {redirect[1]}"
+                    )
                 continue
             response = page.goto(served_book + name, wait_until="load")
             if response is None or response.status != 200:
@@ -258,25 +311,43 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
             text = page.evaluate(VISIBLE_TEXT)
             for what, pattern in RAW.items():
                 hits = list(pattern.finditer(text))
-                problems += [f"{name}: visible text shows {what} ({len(hits)} in all): {_context(text, m)}" for m in hits[:3]]
+                problems += [
+                    f"{name}: visible text shows {what} ({len(hits)} in all): {_context(text, m)}"
+                    for m in hits[:3]
+                ]
             images = page.eval_on_selector_all("img", IMAGES)
-            problems += [f"{name}: image did not load: {src}" for src, complete, width in images if not (complete and width > 0)]
+            problems += [
+                f"{name}: image did not load: {src}"
+                for src, complete, width in images
+                if not (complete and width > 0)
+            ]
             if name in chapters:
                 sizes = page.eval_on_selector_all(
-                    ".cell_output img", "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])"
+                    ".cell_output img",
+                    "imgs => imgs.map(i => [i.complete, i.naturalWidth, i.naturalHeight])",
                 )
                 if not sizes:
                     problems.append(f"{name}: no figures in the cell outputs")
-                problems += [f"{name}: figure {i} did not load ({s})" for i, s in enumerate(sizes) if not (s[0] and s[1] > 0 and s[2] > 0)]
+                problems += [
+                    f"{name}: figure {i} did not load ({s})"
+                    for i, s in enumerate(sizes)
+                    if not (s[0] and s[1] > 0 and s[2] > 0)
+                ]
                 found = len(page.query_selector_all(".cell_output table"))
                 if found < tables.get(name, 0):
-                    problems.append(f"{name}: {found} tables in the cell outputs, but the stored outputs hold {tables[name]}")
+                    problems.append(
+                        f"{name}: {found} tables in the cell outputs, but the stored outputs hold {tables[name]}"
+                    )
                 badges = [src for src, _, _ in images if "colab-badge" in src]
                 if not badges:
                     problems.append(f"{name}: no Colab badge")
                 away = [src for src in badges if not src.startswith(served_book)]
-                problems += [f"{name}: the Colab badge is not served by the book: {src}" for src in away]
-                links = page.eval_on_selector_all("a[href*='colab.research.google.com/github']", "as => as.map(a => a.href)")
+                problems += [
+                    f"{name}: the Colab badge is not served by the book: {src}" for src in away
+                ]
+                links = page.eval_on_selector_all(
+                    "a[href*='colab.research.google.com/github']", "as => as.map(a => a.href)"
+                )
                 want = f"https://colab.research.google.com/github/{slug}/blob/{branch}/{name.removesuffix('.html')}.ipynb"
                 if want not in links:
                     problems.append(f"{name}: no launch link to {want} (found {links})")
@@ -284,8 +355,14 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
                 problems += check_explorers(page, name, explorers.get(name, 0))
             if shots:
                 Path(shots).mkdir(parents=True, exist_ok=True)
-                page.screenshot(path=str(Path(shots) / (name.replace("/", "_") + ".png")), full_page=True)
+                page.screenshot(
+                    path=str(Path(shots) / (name.replace("/", "_") + ".png")), full_page=True
+                )
         browser.close()
-    print(f"checked {len(pages)} pages offline; tables expected per chapter: {tables}; explorers: {explorers}")
-    assert sum(explorers.values()) > 0, "no stored output holds an explorer: the explorer check would check nothing"
+    print(
+        f"checked {len(pages)} pages offline; tables expected per chapter: {tables}; explorers: {explorers}"
+    )
+    assert sum(explorers.values()) > 0, (
+        "no stored output holds an explorer: the explorer check would check nothing"
+    )
     assert not problems, "\n".join(problems)

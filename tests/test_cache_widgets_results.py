@@ -36,7 +36,9 @@ def test_cache_hit_and_miss() -> None:
     assert fit.calls == 1 and history.train_loss == [0.5]
     again, _ = cached({"width": 8, "seed": 0}, build=_build, fit=fit)
     assert fit.calls == 1, "same configuration must not retrain"
-    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values())
+    )
     assert not torch.equal(again.state_dict()["1.weight"], _build().state_dict()["1.weight"])
     cached({"width": 8, "seed": 1}, build=_build, fit=fit)
     assert fit.calls == 2, "another configuration must train"
@@ -90,7 +92,13 @@ def test_explore_static_calls_once_with_defaults(capsys: pytest.CaptureFixture[s
         calls.append((lr, method, width))
         return f"figure for {lr} {method} {width}"
 
-    result = explore(draw, interactive=False, lr=LogSlider(0.05, 1e-3, 1.0), method=Choice("sgd", ["sgd", "adam"]), width=Slider(64, 8, 512, 8))
+    result = explore(
+        draw,
+        interactive=False,
+        lr=LogSlider(0.05, 1e-3, 1.0),
+        method=Choice("sgd", ["sgd", "adam"]),
+        width=Slider(64, 8, 512, 8),
+    )
     assert result is None
     assert calls == [(0.05, "sgd", 64)]
     assert "figure for 0.05 sgd 64" in capsys.readouterr().out
@@ -110,7 +118,12 @@ def test_explore_interactive_builds_controls(monkeypatch: pytest.MonkeyPatch) ->
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda *objs, **kw: shown.extend(objs))
     calls = []
-    explore(lambda lr, kind: calls.append((lr, kind)), interactive=True, lr=LogSlider(0.1, 1e-3, 1.0), kind=Choice("a", ["a", "b"]))
+    explore(
+        lambda lr, kind: calls.append((lr, kind)),
+        interactive=True,
+        lr=LogSlider(0.1, 1e-3, 1.0),
+        kind=Choice("a", ["a", "b"]),
+    )
     (panel,) = [o for o in shown if isinstance(o, w.VBox)]
     controls = panel.children[0].children
     assert isinstance(controls[0], w.FloatLogSlider) and controls[0].value == pytest.approx(0.1)
@@ -138,7 +151,9 @@ def test_record_writes_json(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     nnstudies.record("99_test", a=1.5)
     nnstudies.record("99_test", b="x")
     stored = json.loads((tmp_path / "99_test.json").read_text())
-    assert stored.pop("environment")["torch"] == torch.__version__  # the first record says where it ran
+    assert (
+        stored.pop("environment")["torch"] == torch.__version__
+    )  # the first record says where it ran
     assert stored == {"a": 1.5, "b": "x"}
     with pytest.raises(ValueError, match="finite"):
         nnstudies.record("99_test", c=float("nan"))

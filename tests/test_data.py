@@ -14,7 +14,14 @@ import pytest
 import torch
 
 import nnstudies.data as data_module
-from nnstudies.data import DataError, DownloadError, dry_run_substitute, fetch, load_dataset, mnist1d
+from nnstudies.data import (
+    DataError,
+    DownloadError,
+    dry_run_substitute,
+    fetch,
+    load_dataset,
+    mnist1d,
+)
 from nnstudies.scales import DRY_RUN_ENV
 
 
@@ -86,7 +93,10 @@ def test_fetch_checks_hash(served: tuple[str, Path], tmp_path: Path) -> None:
     path = fetch(url + "file.bin", good, fname="file.bin", root=tmp_path / "data")
     assert path.read_bytes() == payload
     (folder / "file.bin").write_bytes(b"changed on the server")
-    assert fetch(url + "file.bin", good, fname="file.bin", root=tmp_path / "data").read_bytes() == payload  # cached
+    assert (
+        fetch(url + "file.bin", good, fname="file.bin", root=tmp_path / "data").read_bytes()
+        == payload
+    )  # cached
 
     bad = "sha256:" + "0" * 64
     with pytest.raises(DownloadError, match="does not match its expected hash"):
@@ -105,7 +115,9 @@ def _idx(array: np.ndarray) -> bytes:
     return gzip.compress(header + array.astype(np.uint8).tobytes())
 
 
-def test_downloaded_dataset_through_pooch(served: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_downloaded_dataset_through_pooch(
+    served: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The MNIST loader end to end (download, hash check, IDX parsing), on small files made here."""
     url, folder = served
     rng = np.random.default_rng(0)
@@ -126,15 +138,21 @@ def test_downloaded_dataset_through_pooch(served: tuple[str, Path], tmp_path: Pa
     assert data.x_train.shape == (50, 1, 28, 28) and data.x_test.shape == (20, 1, 28, 28)
     assert torch.equal(data.y_train, torch.as_tensor(arrays[1], dtype=torch.int64))
     expected = torch.as_tensor(arrays[0], dtype=torch.float32) / 255
-    assert torch.allclose(data.x_train[:, 0] * expected.std() + expected.mean(), expected, atol=1e-5)
+    assert torch.allclose(
+        data.x_train[:, 0] * expected.std() + expected.mean(), expected, atol=1e-5
+    )
 
-    monkeypatch.setitem(data_module._SOURCES, "fashion_mnist", ("http://127.0.0.1:9/", tuple(hashes)))
+    monkeypatch.setitem(
+        data_module._SOURCES, "fashion_mnist", ("http://127.0.0.1:9/", tuple(hashes))
+    )
     monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     with pytest.raises(DownloadError, match="mnist1d"):
         load_dataset("fashion_mnist", root=tmp_path)
 
 
-def test_cifar10_archive_through_pooch(served: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_cifar10_archive_through_pooch(
+    served: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The CIFAR-10 loader on a small archive laid out like the real one (python pickles in a tar.gz)."""
     import io
     import pickle
@@ -146,7 +164,10 @@ def test_cifar10_archive_through_pooch(served: tuple[str, Path], tmp_path: Path,
     made = {}
     with tarfile.open(folder / "cifar.tar.gz", "w:gz") as tar:
         for name, n in batches.items():
-            batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8), "labels": rng.integers(0, 10, n).tolist()}
+            batch = {
+                "data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                "labels": rng.integers(0, 10, n).tolist(),
+            }
             made[name] = batch
             blob = pickle.dumps(batch)
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
@@ -159,7 +180,10 @@ def test_cifar10_archive_through_pooch(served: tuple[str, Path], tmp_path: Path,
     assert data.x_train.shape == (20, 3, 32, 32) and data.x_test.shape == (3, 3, 32, 32)
     assert data.y_test.tolist() == made["test_batch"]["labels"]
     # channel 0 of image 0 is the first 1024 bytes of its row (CIFAR stores R, G, B planes)
-    raw = torch.as_tensor(made["data_batch_1"]["data"][0, :1024].reshape(32, 32), dtype=torch.float32) / 255
+    raw = (
+        torch.as_tensor(made["data_batch_1"]["data"][0, :1024].reshape(32, 32), dtype=torch.float32)
+        / 255
+    )
     standardised = data.x_train[0, 0]
     corr = torch.corrcoef(torch.stack([raw.flatten(), standardised.flatten()]))[0, 1]
     assert corr > 0.999
@@ -189,7 +213,9 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     def no_network(url: str, known_hash: str, *, fname: str, root: object = None) -> Path:
         attempts.append(url)
-        raise DownloadError(f"could not download {fname} (no network in this test); are you offline?")
+        raise DownloadError(
+            f"could not download {fname} (no network in this test); are you offline?"
+        )
 
     monkeypatch.setattr(data_module, "fetch", no_network)
     monkeypatch.setattr(data_module, "_torchvision_arrays", lambda name, root: None)
@@ -217,7 +243,12 @@ def _write_set(folder: Path, arrays: list[np.ndarray], prefix: str = "") -> tupl
 
 def test_debian_files_are_upstreams(debian: Path) -> None:
     """Debian's files are upstream's (torchvision's md5) once the gzip header's name and time are put back."""
-    sizes = {"train-images": 47040016, "train-labels": 60008, "t10k-images": 7840016, "t10k-labels": 10008}
+    sizes = {
+        "train-images": 47040016,
+        "train-labels": 60008,
+        "t10k-images": 7840016,
+        "t10k-labels": 10008,
+    }
     for index, fname in enumerate(data_module._IDX_FILES):
         blob = (debian / fname).read_bytes()
         assert blob[:4] == b"\x1f\x8b\x08\x00", "Debian's header carries no file name"
@@ -230,21 +261,32 @@ def test_debian_files_are_upstreams(debian: Path) -> None:
             + b"\0"
             + blob[10:]
         )
-        assert hashlib.md5(upstream).hexdigest() == data_module._SOURCES["fashion_mnist"][1][index], fname
+        assert (
+            hashlib.md5(upstream).hexdigest() == data_module._SOURCES["fashion_mnist"][1][index]
+        ), fname
         raw = gzip.decompress(blob)
         assert len(raw) == sizes[fname.rsplit("-", 2)[0]]
-        assert hashlib.sha256(raw).hexdigest() == data_module._CONTENT_SHA256["fashion_mnist"][index], fname
+        assert (
+            hashlib.sha256(raw).hexdigest() == data_module._CONTENT_SHA256["fashion_mnist"][index]
+        ), fname
 
 
 def test_fashion_mnist_from_debian(debian: Path, tmp_path: Path, offline: list[str]) -> None:
-    data = load_dataset("Fashion-MNIST", root=tmp_path)  # an empty data folder: Debian's files it is
+    data = load_dataset(
+        "Fashion-MNIST", root=tmp_path
+    )  # an empty data folder: Debian's files it is
     assert data.name == "fashion_mnist" and data.num_classes == 10
     assert data.x_train.shape == (60000, 1, 28, 28) and data.x_test.shape == (10000, 1, 28, 28)
     assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
-    assert torch.bincount(data.y_train).tolist() == [6000] * 10 and torch.bincount(data.y_test).tolist() == [1000] * 10
+    assert (
+        torch.bincount(data.y_train).tolist() == [6000] * 10
+        and torch.bincount(data.y_test).tolist() == [1000] * 10
+    )
     assert abs(data.x_train.mean().item()) < 1e-4 and abs(data.x_train.std().item() - 1) < 1e-4
     assert abs(data.x_test.mean().item()) < 0.05  # standardised with the training statistics
-    assert not list(tmp_path.iterdir()) and not offline, "nothing is downloaded or copied into the data folder"
+    assert not list(tmp_path.iterdir()) and not offline, (
+        "nothing is downloaded or copied into the data folder"
+    )
 
 
 def _copy_with_labels(debian: Path, folder: Path, change: int | None) -> None:
@@ -268,7 +310,9 @@ def test_data_folder_first_and_checked_by_content(
 ) -> None:
     monkeypatch.setenv(data_module.DATA_ENV, str(tmp_path / "data"))
     _copy_with_labels(debian, tmp_path / "data" / "fashion_mnist", change=123)
-    with pytest.raises(DataError) as info:  # the data folder is read before Debian's, and its content is checked
+    with pytest.raises(
+        DataError
+    ) as info:  # the data folder is read before Debian's, and its content is checked
         load_dataset("fashion_mnist")
     message = str(info.value)
     assert str(tmp_path / "data" / "fashion_mnist" / "train-labels-idx1-ubyte.gz") in message
@@ -282,7 +326,9 @@ def test_data_folder_first_and_checked_by_content(
     assert data.y_train.tolist() == list(labels)
 
 
-def test_data_folder_takes_precedence_over_debian(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: list[str]) -> None:
+def test_data_folder_takes_precedence_over_debian(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: list[str]
+) -> None:
     """On small made-up sets (no Debian package needed): the data folder, then Debian's folder, each checked."""
     mine, debians = _fake_arrays(0), _fake_arrays(1)
     hashes = _write_set(tmp_path / "data" / "fashion_mnist", mine)
@@ -292,17 +338,28 @@ def test_data_folder_takes_precedence_over_debian(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv(data_module.DATA_ENV, str(tmp_path / "data"))
     assert load_dataset("fashion_mnist").y_test.tolist() == mine[3].tolist()
 
-    shutil.rmtree(tmp_path / "data" / "fashion_mnist")  # now Debian's folder is read, and its files differ
-    with pytest.raises(DataError, match="debian/train-images-idx3-ubyte.gz.*apt-get install --reinstall dataset-fashion-mnist"):
+    shutil.rmtree(
+        tmp_path / "data" / "fashion_mnist"
+    )  # now Debian's folder is read, and its files differ
+    with pytest.raises(
+        DataError,
+        match="debian/train-images-idx3-ubyte.gz.*apt-get install --reinstall dataset-fashion-mnist",
+    ):
         load_dataset("fashion_mnist")
 
-    monkeypatch.setitem(data_module._CONTENT_SHA256, "fashion_mnist", _write_set(tmp_path / "debian", debians))
-    (tmp_path / "debian" / "t10k-labels-idx1-ubyte.gz").write_bytes(_idx(debians[3])[:-20])  # truncated
+    monkeypatch.setitem(
+        data_module._CONTENT_SHA256, "fashion_mnist", _write_set(tmp_path / "debian", debians)
+    )
+    (tmp_path / "debian" / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        _idx(debians[3])[:-20]
+    )  # truncated
     with pytest.raises(DataError, match="t10k-labels-idx1-ubyte.gz is not a readable gzip file"):
         load_dataset("fashion_mnist")
 
 
-def test_downloads_checked_by_content(served: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_downloads_checked_by_content(
+    served: tuple[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A download (pooch, or torchvision) passes its md5 check and is then checked by content too."""
     url, folder = served
     arrays = _fake_arrays(2)
@@ -311,26 +368,42 @@ def test_downloads_checked_by_content(served: tuple[str, Path], tmp_path: Path, 
     monkeypatch.setitem(data_module._SOURCES, "fashion_mnist", (url, md5s))
     monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     monkeypatch.setattr(data_module, "_torchvision_arrays", lambda name, root: None)
-    monkeypatch.setitem(data_module._CONTENT_SHA256, "fashion_mnist", (hashes[0], "0" * 64, *hashes[2:]))
-    with pytest.raises(DataError, match="fashion_mnist-train-labels-idx1-ubyte.gz: the sha256 of the decompressed content"):
+    monkeypatch.setitem(
+        data_module._CONTENT_SHA256, "fashion_mnist", (hashes[0], "0" * 64, *hashes[2:])
+    )
+    with pytest.raises(
+        DataError,
+        match="fashion_mnist-train-labels-idx1-ubyte.gz: the sha256 of the decompressed content",
+    ):
         load_dataset("fashion_mnist", root=tmp_path / "data")
     monkeypatch.setitem(data_module._CONTENT_SHA256, "fashion_mnist", hashes)
-    assert load_dataset("fashion_mnist", root=tmp_path / "data").y_train.tolist() == arrays[1].tolist()
+    assert (
+        load_dataset("fashion_mnist", root=tmp_path / "data").y_train.tolist() == arrays[1].tolist()
+    )
 
     tv = [a.astype(np.uint8) for a in _fake_arrays(2)]
     monkeypatch.setattr(data_module, "_torchvision_arrays", lambda name, root: tuple(tv))
     assert load_dataset("fashion_mnist", root=tmp_path / "tv").y_test.tolist() == arrays[3].tolist()
     tv[2][0, 0, 0] ^= 1
-    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz from .*tv/torchvision: the sha256"):
+    with pytest.raises(
+        DataError, match="t10k-images-idx3-ubyte.gz from .*tv/torchvision: the sha256"
+    ):
         load_dataset("fashion_mnist", root=tmp_path / "tv")
 
 
 # --------------------------------------------------------------------------- dry run
 
 
-@pytest.mark.parametrize(("name", "shape"), [("mnist", (1, 28, 28)), ("fashion_mnist", (1, 28, 28)), ("cifar10", (3, 32, 32))])
+@pytest.mark.parametrize(
+    ("name", "shape"),
+    [("mnist", (1, 28, 28)), ("fashion_mnist", (1, 28, 28)), ("cifar10", (3, 32, 32))],
+)
 def test_dry_run_stands_in_random_data(
-    name: str, shape: tuple[int, ...], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: list[str]
+    name: str,
+    shape: tuple[int, ...],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    offline: list[str],
 ) -> None:
     monkeypatch.setattr(data_module, "DEBIAN_FASHION_MNIST", tmp_path / "no-debian")
     with pytest.raises(DownloadError, match="offline"):  # no dry run: the usual error
@@ -339,7 +412,11 @@ def test_dry_run_stands_in_random_data(
     monkeypatch.setenv(DRY_RUN_ENV, "1")
     with pytest.warns(UserWarning, match=f"{name}: dry run"):
         data = load_dataset(name, root=tmp_path)
-    assert data.name == f"{name} (dry-run random)" and data.num_classes == 10 and data.input_shape == shape
+    assert (
+        data.name == f"{name} (dry-run random)"
+        and data.num_classes == 10
+        and data.input_shape == shape
+    )
     assert (len(data.y_train), len(data.y_test)) == data_module.DRY_RUN_SIZES
     assert data.x_train.dtype == torch.float32 and data.y_train.dtype == torch.int64
     assert set(data.y_train.tolist()) == set(range(10))
@@ -350,10 +427,15 @@ def test_dry_run_stands_in_random_data(
     assert not list(tmp_path.iterdir()), "a dry run wrote nothing"
 
 
-def test_dry_run_uses_real_data_when_present(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: list[str]) -> None:
+def test_dry_run_uses_real_data_when_present(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offline: list[str]
+) -> None:
     arrays = _fake_arrays(3)
     _write_set(tmp_path / "mnist", arrays)
-    md5s = tuple(hashlib.md5((tmp_path / "mnist" / f).read_bytes()).hexdigest() for f in data_module._IDX_FILES)
+    md5s = tuple(
+        hashlib.md5((tmp_path / "mnist" / f).read_bytes()).hexdigest()
+        for f in data_module._IDX_FILES
+    )
     monkeypatch.setitem(data_module._SOURCES, "mnist", ("http://127.0.0.1:9/", md5s))
     monkeypatch.setenv(DRY_RUN_ENV, "1")
     data = load_dataset("mnist", root=tmp_path)

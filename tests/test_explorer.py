@@ -32,7 +32,9 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-BUNDLE_CACHE = ROOT / "_build" / "vega-bundle-cache"  # bundling takes seconds; keyed by versions, so safe to keep
+BUNDLE_CACHE = (
+    ROOT / "_build" / "vega-bundle-cache"
+)  # bundling takes seconds; keyed by versions, so safe to keep
 
 
 def toy_table(rate: float, kind: str) -> list[dict[str, Any]]:
@@ -82,13 +84,17 @@ def test_grid_rows_equal_fresh_calls_of_the_live_function(monkeypatch: pytest.Mo
     (out,) = shown
     assert isinstance(out, StaticExplorer)
     # Deterministic order: the figure at the starting values, then the grid with the first control slowest.
-    assert calls == [("figure", 0.1, "up")] + [("table", r, k) for r in (0.01, 0.1, 1.0, 10.0) for k in ("up", "down")]
+    assert calls == [("figure", 0.1, "up")] + [
+        ("table", r, k) for r in (0.01, 0.1, 1.0, 10.0) for k in ("up", "down")
+    ]
     rows = out.spec["datasets"]["nnstudies_rows"]
     assert len(rows) == 8 * 4
     for rate, kind in [(0.01, "down"), (1.0, "up")]:
         stored = [r for r in rows if r["rate"] == rate and r["kind"] == kind]
         assert stored == [{"rate": rate, "kind": kind, **row} for row in toy_table(rate, kind)]
-    assert plt.get_fignums() == [], "the figure drawn for the PNG must be closed, not shown a second time"
+    assert plt.get_fignums() == [], (
+        "the figure drawn for the PNG must be closed, not shown a second time"
+    )
 
 
 def test_output_bundle_has_png_fallback_and_no_cdn() -> None:
@@ -96,7 +102,10 @@ def test_output_bundle_has_png_fallback_and_no_cdn() -> None:
     bundle = out._repr_mimebundle_()
     assert set(bundle) == {"text/html", "image/png", "text/plain"}
     html = bundle["text/html"]
-    assert 'data-nnstudies-explorer="1"' in html and f'src="data:image/png;base64,{bundle["image/png"]}"' in html
+    assert (
+        'data-nnstudies-explorer="1"' in html
+        and f'src="data:image/png;base64,{bundle["image/png"]}"' in html
+    )
     assert "<script src" not in html and "cdn" not in html.lower() and "jsdelivr" not in html
     assert out.png.startswith(b"\x89PNG")
     params = {p["name"]: p["bind"] for p in out.spec["params"]}
@@ -104,7 +113,9 @@ def test_output_bundle_has_png_fallback_and_no_cdn() -> None:
     assert params["p_kind"]["input"] == "select" and params["p_kind"]["options"] == ["up", "down"]
 
 
-def test_explore_without_grid_still_shows_the_static_result(capsys: pytest.CaptureFixture[str]) -> None:
+def test_explore_without_grid_still_shows_the_static_result(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     explore(lambda rate: f"figure at {rate}", interactive=False, rate=LogSlider(0.1, 0.01, 1.0))
     assert "figure at 0.1" in capsys.readouterr().out
 
@@ -120,7 +131,9 @@ def test_live_kernel_ignores_the_grid(monkeypatch: pytest.MonkeyPatch) -> None:
         table_calls.append(values)
         return []
 
-    explore(lambda rate, kind: None, interactive=True, table=table, chart=toy_chart, **toy_controls())
+    explore(
+        lambda rate, kind: None, interactive=True, table=table, chart=toy_chart, **toy_controls()
+    )
     assert any(isinstance(o, w.VBox) for o in shown) and table_calls == []
 
 
@@ -149,7 +162,9 @@ def test_control_validation() -> None:
             rate=LogSlider(0.1, 0.01, 1.0),
             kind=Choice("up", ["up"]),
         )
-    with pytest.raises(TypeError, match="does not take the controls"):  # a control the functions do not know
+    with pytest.raises(
+        TypeError, match="does not take the controls"
+    ):  # a control the functions do not know
         explore(
             toy_figure,
             interactive=False,
@@ -165,7 +180,13 @@ def test_control_validation() -> None:
     with pytest.raises(ValueError, match="named like the controls"):
         static_explorer(toy_figure, lambda rate, kind: [{"rate": 1}], toy_chart, toy_controls())
     with pytest.raises(ValueError, match="dropdown needs"):
-        explore(lambda m: None, interactive=False, table=lambda m: [], chart=toy_chart, m=Choice(None, [None, 1]))
+        explore(
+            lambda m: None,
+            interactive=False,
+            table=lambda m: [],
+            chart=toy_chart,
+            m=Choice(None, [None, 1]),
+        )
     assert len(list(grid_points(toy_controls()))) == 8
 
 
@@ -173,7 +194,9 @@ def test_control_validation() -> None:
 
 
 def _extension() -> Any:
-    spec = importlib.util.spec_from_file_location("nnstudies_vega", ROOT / "book" / "_ext" / "nnstudies_vega.py")
+    spec = importlib.util.spec_from_file_location(
+        "nnstudies_vega", ROOT / "book" / "_ext" / "nnstudies_vega.py"
+    )
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -187,7 +210,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 @pytest.fixture()
 def site(tmp_path: Path) -> Iterator[tuple[Path, str]]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(tmp_path)))
+    server = http.server.ThreadingHTTPServer(
+        ("127.0.0.1", 0), functools.partial(_QuietHandler, directory=str(tmp_path))
+    )
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield tmp_path, f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
@@ -225,7 +250,12 @@ def _open(browser: Any, url: str) -> tuple[Any, Any, list[str], list[str]]:
     context.route("**/*", route)
     page = context.new_page()
     errors: list[str] = []
-    page.on("console", lambda msg: errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.on(
+        "console",
+        lambda msg: (
+            errors.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None
+        ),
+    )
     page.on("pageerror", lambda exc: errors.append(f"page error: {exc}"))
     page.goto(url, wait_until="load")
     return context, page, errors, blocked
@@ -233,15 +263,23 @@ def _open(browser: Any, url: str) -> tuple[Any, Any, list[str], list[str]]:
 
 def test_explorer_moves_in_headless_chromium(site: tuple[Path, str]) -> None:
     """The extension's bundle draws the stored explorer; each control changes the drawn data; no network, no errors."""
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+    chromium = (
+        shutil.which("chromium")
+        or shutil.which("chromium-browser")
+        or shutil.which("google-chrome")
+    )
     if chromium is None:
-        pytest.skip("no Chromium found: install Debian's 'chromium' package (apt-get install chromium) to run the browser test")
+        pytest.skip(
+            "no Chromium found: install Debian's 'chromium' package (apt-get install chromium) to run the browser test"
+        )
     from playwright.sync_api import sync_playwright
 
     root, url = site
     bundle = _extension().write_bundle(root / "_static", BUNDLE_CACHE)
     assert bundle.name == "nnstudies-vega.js" and bundle.stat().st_size > 100_000
-    (root / "explorer.html").write_text(PAGE.format(bundle=bundle.name, explorer=toy_explorer()._repr_html_()))
+    (root / "explorer.html").write_text(
+        PAGE.format(bundle=bundle.name, explorer=toy_explorer()._repr_html_())
+    )
 
     def expected(rate: float, kind: str) -> list[dict[str, Any]]:
         return [{"rate": rate, "kind": kind, **row} for row in toy_table(rate, kind)]
@@ -252,7 +290,9 @@ def test_explorer_moves_in_headless_chromium(site: tuple[Path, str]) -> None:
         page.wait_for_selector("div[data-nnstudies-ready]", timeout=30_000)
         explorer = page.query_selector("div[data-nnstudies-explorer]")
         assert explorer is not None
-        assert page.is_hidden("img.nnstudies-explorer-fallback") and page.is_visible(".nnstudies-explorer-chart svg")
+        assert page.is_hidden("img.nnstudies-explorer-fallback") and page.is_visible(
+            ".nnstudies-explorer-chart svg"
+        )
         assert explorer.evaluate(DRAWN) == expected(0.1, "up")
 
         slider = page.locator('input[type="range"][name="p_rate"]')
@@ -260,7 +300,9 @@ def test_explorer_moves_in_headless_chromium(site: tuple[Path, str]) -> None:
         slider.press("ArrowRight")  # as a reader does: grid index 1 -> 2
         page.wait_for_function("el => el.nnstudiesView.signal('p_rate') === 2", arg=explorer)
         assert explorer.evaluate(DRAWN) == expected(1.0, "up")
-        assert slider.evaluate("input => input.nextElementSibling.textContent") == "1"  # the readout shows the grid value
+        assert (
+            slider.evaluate("input => input.nextElementSibling.textContent") == "1"
+        )  # the readout shows the grid value
 
         page.select_option('select[name="p_kind"]', label="down")
         page.wait_for_function("el => el.nnstudiesView.signal('p_kind') === 'down'", arg=explorer)
@@ -271,18 +313,29 @@ def test_explorer_moves_in_headless_chromium(site: tuple[Path, str]) -> None:
         # Without the wrapper, the bundle's top-level names clash with Sphinx's `const _`: the wrapper is needed.
         source = bundle.read_text()
         wrap = _extension().WRAP
-        (root / "_static" / "bare.js").write_text(source[source.index(wrap[0]) + len(wrap[0]) : source.rindex(wrap[1])])
-        (root / "bare.html").write_text(PAGE.format(bundle="bare.js", explorer=toy_explorer()._repr_html_()))
+        (root / "_static" / "bare.js").write_text(
+            source[source.index(wrap[0]) + len(wrap[0]) : source.rindex(wrap[1])]
+        )
+        (root / "bare.html").write_text(
+            PAGE.format(bundle="bare.js", explorer=toy_explorer()._repr_html_())
+        )
         context, page, bare_errors, _ = _open(browser, url + "bare.html")
         page.wait_for_timeout(500)
         assert any("already been declared" in e for e in bare_errors), bare_errors
         context.close()
 
         # Where the bundle is absent (Jupyter, GitHub, JavaScript off) the PNG stays.
-        (root / "fallback.html").write_text(PAGE.format(bundle="absent.js", explorer=toy_explorer()._repr_html_()))
+        (root / "fallback.html").write_text(
+            PAGE.format(bundle="absent.js", explorer=toy_explorer()._repr_html_())
+        )
         context, page, _, _ = _open(browser, url + "fallback.html")
         assert page.is_visible("img.nnstudies-explorer-fallback")
-        assert page.evaluate("() => document.querySelector('img.nnstudies-explorer-fallback').naturalWidth") > 0
+        assert (
+            page.evaluate(
+                "() => document.querySelector('img.nnstudies-explorer-fallback').naturalWidth"
+            )
+            > 0
+        )
         context.close()
         browser.close()
     assert blocked == [], f"requests left localhost: {blocked}"

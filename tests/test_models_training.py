@@ -105,12 +105,16 @@ def test_bad_training_arguments() -> None:
     with pytest.raises(ValueError, match="learning rate"):
         nnstudies.train(MLP(8, [4], 3), data, lr=-1.0, epochs=1, show_progress=False)
     with pytest.raises(ValueError, match="optimizer"):
-        nnstudies.train(MLP(8, [4], 3), data, lr=0.1, epochs=1, optimizer="lion", show_progress=False)
+        nnstudies.train(
+            MLP(8, [4], 3), data, lr=0.1, epochs=1, optimizer="lion", show_progress=False
+        )
     with pytest.raises(ValueError, match="epochs"):
         nnstudies.train(MLP(8, [4], 3), data, lr=0.1, epochs=0, show_progress=False)
 
 
-def test_progress_is_one_line_when_static(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_progress_is_one_line_when_static(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NNSTUDIES_STATIC", "1")
     nnstudies.train(MLP(8, [4], 3), toy_data(), lr=0.1, epochs=2, batch_size=64, desc="toy run")
     out = capsys.readouterr().out

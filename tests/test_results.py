@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
     ("rule", "values", "verdict"),
     [
         (Rule.above(0.0, margin=0.1), [0.5, 0.52, 0.48], "yes"),
-        (Rule.above(0.0, margin=0.1), [0.05, 0.06, 0.04], "partly"),  # clear of zero, but below the margin
+        (
+            Rule.above(0.0, margin=0.1),
+            [0.05, 0.06, 0.04],
+            "partly",
+        ),  # clear of zero, but below the margin
         (Rule.above(0.0), [0.3, -0.2, 0.1], "partly"),  # positive mean within 2 sd of zero
         (Rule.above(0.0), [-0.1, -0.2, -0.15], "no"),
         (Rule.below(1.0), [0.1, 0.2, 0.15], "yes"),
@@ -36,7 +40,10 @@ def test_rules_give_the_verdicts_they_print(rule: Rule, values: list[float], ver
 
 
 def test_rule_text_states_the_rule() -> None:
-    assert Rule.above(0.0, margin=0.2).text() == "yes if mean − 2 sd > 0 and mean > 0.2; partly if mean > 0; else no (≥ 3 runs)"
+    assert (
+        Rule.above(0.0, margin=0.2).text()
+        == "yes if mean − 2 sd > 0 and mean > 0.2; partly if mean > 0; else no (≥ 3 runs)"
+    )
     assert "abs(mean − 1)" in Rule.within(1.0, tolerance=0.5).text()
     with pytest.raises(ValueError, match="finite"):
         Rule.above().judge([1.0, float("nan"), 2.0])
@@ -45,20 +52,33 @@ def test_rule_text_states_the_rule() -> None:
 
 
 def test_a_claim_summarises_its_runs() -> None:
-    claim = Claim("x", "the paper claims x", paper="1.0", quantity="gap", rule=Rule.above(), fmt=".2f")
+    claim = Claim(
+        "x", "the paper claims x", paper="1.0", quantity="gap", rule=Rule.above(), fmt=".2f"
+    )
     evidence = claim.judge([1.5, 2.0, 2.5])
     assert (evidence.mean, evidence.sd, evidence.n, evidence.verdict) == (2.0, 0.5, 3, "yes")
     assert str(evidence) == "2.00 ± 0.50 (n=3)"
     assert claim.judge([1.0, 2.0, 3.0]).verdict == "partly"  # mean − 2 sd = 0 is not clear of zero
 
 
-def test_claims_table_records_and_reads_the_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_claims_table_records_and_reads_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NNSTUDIES_RESULTS_STORE", str(tmp_path))
-    claim = Claim("gap", "the paper claims a gap", paper="big", quantity="gap", rule=Rule.above(0.0, margin=0.1))
+    claim = Claim(
+        "gap",
+        "the paper claims a gap",
+        paper="big",
+        quantity="gap",
+        rule=Rule.above(0.0, margin=0.1),
+    )
     table = claims_table("98_test", [claim], {"gap": [0.5, 0.6, 0.55]}, scale="cpu")
     assert "not run" in table.data and "cpu: **yes**" in table.data
     assert nnstudies.results.recorded("98_test")["claim.gap"] == [0.5, 0.6, 0.55]
-    stored = {"provenance": {"modules": ["nnstudies.scales"], "library_hash": "old"}, "values": {"claim.gap": [0.0, 0.01, -0.01]}}
+    stored = {
+        "provenance": {"modules": ["nnstudies.scales"], "library_hash": "old"},
+        "values": {"claim.gap": [0.0, 0.01, -0.01]},
+    }
     (tmp_path / "98_test").mkdir()
     (tmp_path / "98_test" / "full.json").write_text(json.dumps(stored))
     table = claims_table("98_test", [claim], {"gap": [0.5, 0.6, 0.55]}, scale="cpu")
@@ -69,7 +89,9 @@ def test_claims_table_records_and_reads_the_store(tmp_path: Path, monkeypatch: p
         claims_table("98_test", [claim], {"other": [1.0]}, scale="cpu")
 
 
-def test_a_damaged_store_is_an_error_not_an_empty_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_damaged_store_is_an_error_not_an_empty_result(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("NNSTUDIES_RESULTS_STORE", str(tmp_path))
     (tmp_path / "97_test").mkdir()
     (tmp_path / "97_test" / "full.json").write_text("{not json")
@@ -98,7 +120,11 @@ def test_a_dry_run_is_marked(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_imports_are_read_statically() -> None:
     source = "import nnstudies\nfrom nnstudies.chapters import getting_started as ch\n%pip install x\nimport numpy"
-    assert imported_modules(source) == {"nnstudies", "nnstudies.chapters", "nnstudies.chapters.getting_started"}
+    assert imported_modules(source) == {
+        "nnstudies",
+        "nnstudies.chapters",
+        "nnstudies.chapters.getting_started",
+    }
     closure = module_closure(["nnstudies.chapters.getting_started"])
     assert {"nnstudies", "nnstudies.training", "nnstudies.results"} <= closure
     assert not any(name.startswith(("nnstudies.rtrl", "nnstudies.optim")) for name in closure)
@@ -106,7 +132,12 @@ def test_imports_are_read_statically() -> None:
 
 
 def _book_tool(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, str(ROOT / "tools" / "book.py"), *args], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "book.py"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 def test_stored_results_refuse_a_dry_run(tmp_path: Path) -> None:
@@ -116,9 +147,25 @@ def test_stored_results_refuse_a_dry_run(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(ROOT / "tools"))
     with pytest.raises(SystemExit, match="dry run"):
-        book.store_results("99_x", "full", {"dry_run": True}, library_hash_="h", modules=[], notebook_hash="n", wall_seconds=1.0)
+        book.store_results(
+            "99_x",
+            "full",
+            {"dry_run": True},
+            library_hash_="h",
+            modules=[],
+            notebook_hash="n",
+            wall_seconds=1.0,
+        )
     with pytest.raises(SystemExit, match="not 'full'"):
-        book.store_results("99_x", "full", {"scale": "cpu"}, library_hash_="h", modules=[], notebook_hash="n", wall_seconds=1.0)
+        book.store_results(
+            "99_x",
+            "full",
+            {"scale": "cpu"},
+            library_hash_="h",
+            modules=[],
+            notebook_hash="n",
+            wall_seconds=1.0,
+        )
 
 
 # Chapters whose `full` results must be stored (the chapter issues add theirs as they run them).
@@ -128,12 +175,26 @@ STORED_FULL = ["00_getting_started"]
 @pytest.mark.parametrize("chapter", STORED_FULL)
 def test_full_results_are_stored_with_provenance(chapter: str) -> None:
     result = load_results(chapter, "full")
-    assert result is not None, f"results/{chapter}/full.json is missing: run `make results SCALE=full CHAPTER={chapter[:2]}`"
-    for key in ("commit", "date", "device", "threads", "torch", "seeds", "wall_seconds", "library_hash", "modules"):
+    assert result is not None, (
+        f"results/{chapter}/full.json is missing: run `make results SCALE=full CHAPTER={chapter[:2]}`"
+    )
+    for key in (
+        "commit",
+        "date",
+        "device",
+        "threads",
+        "torch",
+        "seeds",
+        "wall_seconds",
+        "library_hash",
+        "modules",
+    ):
         assert key in result.provenance, f"{result.path} lacks provenance {key!r}"
     assert not result.values.get("dry_run"), f"{result.path} holds a dry run"
     assert result.values.get("scale") == "full"
-    assert any(k.startswith("claim.") for k in result.values), f"{result.path} holds no claim values"
+    assert any(k.startswith("claim.") for k in result.values), (
+        f"{result.path} holds no claim values"
+    )
 
 
 def test_a_chapter_is_stale_only_when_its_own_code_changes() -> None:
@@ -146,15 +207,24 @@ def test_a_chapter_is_stale_only_when_its_own_code_changes() -> None:
     finally:
         sys.path.remove(str(ROOT / "tools"))
     notebooks = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    closures = {p.stem: module_closure(book.notebook_modules(nbformat.read(p, as_version=4))) for p in notebooks}
-    chapter_modules = {name for c in closures.values() for name in c if name.startswith("nnstudies.chapters.")}
+    closures = {
+        p.stem: module_closure(book.notebook_modules(nbformat.read(p, as_version=4)))
+        for p in notebooks
+    }
+    chapter_modules = {
+        name for c in closures.values() for name in c if name.startswith("nnstudies.chapters.")
+    }
     for stem, closure in closures.items():
         own = {name for name in closure if name.startswith("nnstudies.chapters.")}
         assert len(own) <= 1, f"{stem} imports several chapters' experiment modules: {sorted(own)}"
         assert {"nnstudies", "nnstudies.training", "nnstudies.results"} <= closure
-    assert len(chapter_modules) == len(notebooks), f"one experiment module per chapter, found {sorted(chapter_modules)}"
+    assert len(chapter_modules) == len(notebooks), (
+        f"one experiment module per chapter, found {sorted(chapter_modules)}"
+    )
     # Editing only chapter 4's modules leaves chapters 0-3 current.
-    chapter4 = closures[notebooks[-1].stem] - set().union(*(closures[p.stem] for p in notebooks[:-1]))
+    chapter4 = closures[notebooks[-1].stem] - set().union(
+        *(closures[p.stem] for p in notebooks[:-1])
+    )
     assert "nnstudies.rtrl" in chapter4, sorted(chapter4)
     for stem in (p.stem for p in notebooks[:-1]):
         assert not closures[stem] & chapter4

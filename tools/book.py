@@ -106,9 +106,13 @@ def synced(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
     colab = f"https://colab.research.google.com/github/{slug}/blob/{branch}/notebooks/{name}"
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = re.sub(r"https://colab\.research\.google\.com/github/[^)\s]+", colab, cell.source)
+            cell.source = re.sub(
+                r"https://colab\.research\.google\.com/github/[^)\s]+", colab, cell.source
+            )
         elif cell.cell_type == "code":
-            cell.source = re.sub(r'"nnstudies @ git\+[^"]+"', f'"nnstudies @ git+{url}@{branch}"', cell.source)
+            cell.source = re.sub(
+                r'"nnstudies @ git\+[^"]+"', f'"nnstudies @ git+{url}@{branch}"', cell.source
+            )
     return nb
 
 
@@ -117,10 +121,19 @@ def problems(path: Path) -> list[str]:
     nb = nbformat.read(path, as_version=4)
     found = []
     if nbformat.writes(synced(nbformat.read(path, as_version=4), path.name)) != nbformat.writes(nb):
-        found.append("badge or install line differs from _config.yml's repository (run: python tools/book.py sync)")
+        found.append(
+            "badge or install line differs from _config.yml's repository (run: python tools/book.py sync)"
+        )
     if stored_hash(nb) != source_hash(nb, name=path.stem):
-        found.append("stored outputs are stale: code or library changed since the last execution (run: make book)")
-    if any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs):
+        found.append(
+            "stored outputs are stale: code or library changed since the last execution (run: make book)"
+        )
+    if any(
+        o.get("output_type") == "error"
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    ):
         found.append("a stored output is an error")
     return found
 
@@ -149,7 +162,9 @@ def execute(force: bool = False, only: list[str] | None = None, timeout: int = 1
     import papermill
 
     os.environ["NNSTUDIES_STATIC"] = "1"
-    os.environ.pop("NNSTUDIES_SCALE", None)  # the stored outputs are always the notebook's own default, cpu
+    os.environ.pop(
+        "NNSTUDIES_SCALE", None
+    )  # the stored outputs are always the notebook's own default, cpu
     for path in chapters():
         if only and path.name not in only and path.stem not in only:
             continue
@@ -179,7 +194,10 @@ def execute(force: bool = False, only: list[str] | None = None, timeout: int = 1
                 kept.parent.mkdir(parents=True, exist_ok=True)
                 if out.exists():
                     shutil.copy(out, kept)
-                print(f"{path.name}: FAILED; the stored notebook is unchanged, the failed run is in {kept}", file=sys.stderr)
+                print(
+                    f"{path.name}: FAILED; the stored notebook is unchanged, the failed run is in {kept}",
+                    file=sys.stderr,
+                )
                 raise
             executed = nbformat.read(out, as_version=4)
         _clean(executed)
@@ -192,15 +210,26 @@ def execute(force: bool = False, only: list[str] | None = None, timeout: int = 1
 
 
 def store_results(
-    chapter: str, scale: str, values: dict, *, library_hash_: str, modules: list[str], notebook_hash: str, wall_seconds: float
+    chapter: str,
+    scale: str,
+    values: dict,
+    *,
+    library_hash_: str,
+    modules: list[str],
+    notebook_hash: str,
+    wall_seconds: float,
 ) -> Path:
     """Write ``results/<chapter>/<scale>.json``: what the chapter recorded, with its provenance."""
     from nnstudies.provenance import git_commit
 
     if values.get("dry_run"):
-        raise SystemExit(f"{chapter}: these results come from a dry run (NNSTUDIES_DRY_RUN); they are never stored")
+        raise SystemExit(
+            f"{chapter}: these results come from a dry run (NNSTUDIES_DRY_RUN); they are never stored"
+        )
     if values.get("scale") not in (None, scale):
-        raise SystemExit(f"{chapter}: the run recorded scale {values.get('scale')!r}, not {scale!r}; nothing stored")
+        raise SystemExit(
+            f"{chapter}: the run recorded scale {values.get('scale')!r}, not {scale!r}; nothing stored"
+        )
     values = dict(values)
     env = values.pop("environment", {})
     provenance = {
@@ -217,7 +246,9 @@ def store_results(
     path = RESULTS / chapter / f"{scale}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"provenance": provenance, "values": values}, indent=1, sort_keys=True) + "\n")
+    tmp.write_text(
+        json.dumps({"provenance": provenance, "values": values}, indent=1, sort_keys=True) + "\n"
+    )
     os.replace(tmp, path)
     return path
 
@@ -228,11 +259,19 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
 
     if scale not in ("full", "paper"):
         raise SystemExit(f"make results stores the long scales 'full' and 'paper', not {scale!r}")
-    if os.environ.get("NNSTUDIES_DRY_RUN", "").strip().lower() not in ("", "0", "false", "no", "off"):
+    if os.environ.get("NNSTUDIES_DRY_RUN", "").strip().lower() not in (
+        "",
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
         raise SystemExit("results of a dry run (NNSTUDIES_DRY_RUN) are never stored; unset it")
     out_dir = ROOT / "_build" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    selected = [p for p in chapters() if not only or p.name in only or p.stem in only or p.stem[:2] in only]
+    selected = [
+        p for p in chapters() if not only or p.name in only or p.stem in only or p.stem[:2] in only
+    ]
     if not selected:
         raise SystemExit(f"no chapter matches {only}; chapters: {[p.stem for p in chapters()]}")
     for path in selected:
@@ -264,7 +303,14 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
             if not recorded.exists():
                 raise SystemExit(f"{path.name} recorded nothing at {scale}; nothing stored")
             values = json.loads(recorded.read_text())
-        stored = store_results(path.stem, scale, values, modules=modules, wall_seconds=time.perf_counter() - started, **hashes)
+        stored = store_results(
+            path.stem,
+            scale,
+            values,
+            modules=modules,
+            wall_seconds=time.perf_counter() - started,
+            **hashes,
+        )
         print(
             f"{path.name}: done in {time.perf_counter() - started:.0f} s; stored {stored.relative_to(ROOT)}; "
             f"the executed notebook is {out.relative_to(ROOT)}"
@@ -293,7 +339,9 @@ def verdicts(nb: nbformat.NotebookNode, scale: str = SCALE) -> dict[str, str]:
             lines = [line.strip() for line in text.splitlines() if line.strip().startswith("|")]
             if not lines or "the paper claims" not in lines[0]:
                 continue
-            split = lambda line: [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+            split = lambda line: [
+                c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))
+            ]
             header = split(lines[0])
             column = header.index("verdict")
             for line in lines[2:]:
@@ -317,8 +365,13 @@ def crosscheck(only: list[str] | None = None, timeout: int = 3600) -> bool:
         print(f"{path.name}: re-executing at {SCALE} with {ELSEWHERE} ...", flush=True)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
-            saved = {k: os.environ.get(k) for k in (*ELSEWHERE, "NNSTUDIES_CACHE", "NNSTUDIES_STATIC", "NNSTUDIES_SCALE")}
-            os.environ.update({**ELSEWHERE, "NNSTUDIES_CACHE": str(Path(tmp) / "models"), "NNSTUDIES_STATIC": "1"})
+            saved = {
+                k: os.environ.get(k)
+                for k in (*ELSEWHERE, "NNSTUDIES_CACHE", "NNSTUDIES_STATIC", "NNSTUDIES_SCALE")
+            }
+            os.environ.update(
+                {**ELSEWHERE, "NNSTUDIES_CACHE": str(Path(tmp) / "models"), "NNSTUDIES_STATIC": "1"}
+            )
             os.environ.pop("NNSTUDIES_SCALE", None)
             try:
                 papermill.execute_notebook(
@@ -341,7 +394,9 @@ def crosscheck(only: list[str] | None = None, timeout: int = 3600) -> bool:
         for claim in sorted(set(stored) | set(again)):
             flag = "same" if stored.get(claim) == again.get(claim) else "DIFFERENT"
             same &= flag == "same"
-            print(f"  {flag:9} stored {stored.get(claim, '-'):>26} | elsewhere {again.get(claim, '-'):>26} | {claim}")
+            print(
+                f"  {flag:9} stored {stored.get(claim, '-'):>26} | elsewhere {again.get(claim, '-'):>26} | {claim}"
+            )
     return same
 
 
@@ -391,14 +446,24 @@ def mathjax() -> Path:
         raise SystemExit(f"npm not found. {help_}")
     with tempfile.TemporaryDirectory() as tmp:
         run = subprocess.run(
-            [npm, "pack", f"mathjax@{MATHJAX_VERSION}", "--silent"], cwd=tmp, capture_output=True, text=True, check=False
+            [npm, "pack", f"mathjax@{MATHJAX_VERSION}", "--silent"],
+            cwd=tmp,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         tarballs = list(Path(tmp).glob("mathjax-*.tgz"))
         if run.returncode != 0 or len(tarballs) != 1:
-            raise SystemExit(f"npm pack mathjax@{MATHJAX_VERSION} failed: {run.stderr.strip()[-2000:]}\n{help_}")
-        digest = "sha512-" + base64.b64encode(hashlib.sha512(tarballs[0].read_bytes()).digest()).decode()
+            raise SystemExit(
+                f"npm pack mathjax@{MATHJAX_VERSION} failed: {run.stderr.strip()[-2000:]}\n{help_}"
+            )
+        digest = (
+            "sha512-" + base64.b64encode(hashlib.sha512(tarballs[0].read_bytes()).digest()).decode()
+        )
         if digest != MATHJAX_INTEGRITY:
-            raise SystemExit(f"mathjax@{MATHJAX_VERSION} from npm has integrity {digest}, expected {MATHJAX_INTEGRITY}")
+            raise SystemExit(
+                f"mathjax@{MATHJAX_VERSION} from npm has integrity {digest}, expected {MATHJAX_INTEGRITY}"
+            )
         with tarfile.open(tarballs[0]) as tar:
             if hasattr(tarfile, "data_filter"):
                 tar.extractall(tmp, filter="data")
@@ -414,7 +479,15 @@ def mathjax() -> Path:
 def build(out: Path | None = None) -> Path:
     """Build the HTML book from the stored outputs; warnings are errors. Returns the index page."""
     mathjax()  # here rather than inside Sphinx, so that a failed fetch reads plainly
-    args = [sys.executable, "-m", "jupyter_book", "build", str(ROOT), "--warningiserror", "--keep-going"]
+    args = [
+        sys.executable,
+        "-m",
+        "jupyter_book",
+        "build",
+        str(ROOT),
+        "--warningiserror",
+        "--keep-going",
+    ]
     if out is not None:
         args += ["--path-output", str(out)]
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
@@ -450,7 +523,9 @@ def _author_year_labels() -> type:
         names = [surname(p) for p in people]
         if not names:
             raise ValueError(f"{entry.key}: a bibliography entry needs an author or an editor")
-        who = f"{names[0]} et al." if len(names) > 2 or names[-1] == "others" else " and ".join(names)
+        who = (
+            f"{names[0]} et al." if len(names) > 2 or names[-1] == "others" else " and ".join(names)
+        )
         year = entry.fields.get("year")
         return (f"{who}, {year}", "") if year else (f"{who}, n.d.", "-")
 
@@ -461,7 +536,11 @@ def _author_year_labels() -> type:
             seen: dict[str, int] = {}
             for text, sep in labels:
                 seen[text] = seen.get(text, 0) + 1
-                yield text if total[text] == 1 else text + sep + "abcdefghijklmnopqrstuvwxyz"[seen[text] - 1]
+                yield (
+                    text
+                    if total[text] == 1
+                    else text + sep + "abcdefghijklmnopqrstuvwxyz"[seen[text] - 1]
+                )
 
     return AuthorYearLabels
 
@@ -499,13 +578,17 @@ def setup(app):  # type: ignore[no-untyped-def]
             shutil.copy2(license_, target / "LICENSE")
 
     app.connect("builder-inited", lambda app: mathjax())
-    app.connect("doctree-read", local_badge, priority=400)  # before Sphinx collects the images (500)
+    app.connect(
+        "doctree-read", local_badge, priority=400
+    )  # before Sphinx collects the images (500)
     app.connect("build-finished", copy_mathjax)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("sync")
     ex = sub.add_parser("execute")
@@ -514,13 +597,17 @@ def main() -> None:
     bd = sub.add_parser("build")
     bd.add_argument("--out", type=Path, default=None)
     sub.add_parser("check")
-    cc = sub.add_parser("crosscheck", help="re-execute at cpu with another floating-point path; compare verdicts")
+    cc = sub.add_parser(
+        "crosscheck", help="re-execute at cpu with another floating-point path; compare verdicts"
+    )
     cc.add_argument("only", nargs="*")
     st = sub.add_parser("student")
     st.add_argument("--out", type=Path, default=None)
     rs = sub.add_parser("results")
     rs.add_argument("--scale", default="full", help="full or paper")
-    rs.add_argument("only", nargs="*", help="chapters, e.g. 00 or 00_getting_started (default: all)")
+    rs.add_argument(
+        "only", nargs="*", help="chapters, e.g. 00 or 00_getting_started (default: all)"
+    )
     args = parser.parse_args()
     if args.command == "sync":
         sync()

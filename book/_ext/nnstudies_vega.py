@@ -20,10 +20,11 @@ from typing import Any
 BUNDLE = "nnstudies-vega.js"
 MARKER = 'data-nnstudies-explorer="'
 SNIPPET = Path(__file__).with_name("nnstudies_vega.js")
-WRAP = ('(function () {\n"use strict";\n', "\n})();\n")  # one function scope: no global but window.nnstudiesVega
-HEADER = (
-    "/* nnstudies explorers: Vega {vega}, Vega-Lite {vl}, vega-embed {embed} (BSD-3-Clause), bundled by vl-convert {vlc}. */\n"
-)
+WRAP = (
+    '(function () {\n"use strict";\n',
+    "\n})();\n",
+)  # one function scope: no global but window.nnstudiesVega
+HEADER = "/* nnstudies explorers: Vega {vega}, Vega-Lite {vl}, vega-embed {embed} (BSD-3-Clause), bundled by vl-convert {vlc}. */\n"
 
 
 def vega_lite_version() -> str | None:
@@ -55,8 +56,14 @@ def bundle_source(vl_version: str | None = None) -> str:
 def write_bundle(static_dir: Path, cache_dir: Path | None = None) -> Path:
     """Write ``nnstudies-vega.js`` into ``static_dir`` (a build's ``_static``), bundling only on a cache miss."""
     vl_version = vega_lite_version()
-    key = hashlib.sha256("\0".join([version("vl-convert-python"), str(vl_version), SNIPPET.read_text(), *WRAP, HEADER]).encode())
-    cached = (cache_dir / f"nnstudies-vega-{key.hexdigest()[:16]}.js") if cache_dir is not None else None
+    key = hashlib.sha256(
+        "\0".join(
+            [version("vl-convert-python"), str(vl_version), SNIPPET.read_text(), *WRAP, HEADER]
+        ).encode()
+    )
+    cached = (
+        (cache_dir / f"nnstudies-vega-{key.hexdigest()[:16]}.js") if cache_dir is not None else None
+    )
     if cached is not None and cached.is_file():
         source = cached.read_text()
     else:
@@ -72,9 +79,13 @@ def write_bundle(static_dir: Path, cache_dir: Path | None = None) -> Path:
     return target
 
 
-def _page(app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any) -> None:
+def _page(
+    app: Any, pagename: str, templatename: str, context: dict[str, Any], doctree: Any
+) -> None:
     if MARKER in context.get("body", ""):
-        app.add_js_file(BUNDLE, loading_method="defer")  # this page only (Sphinx resets the list per page)
+        app.add_js_file(
+            BUNDLE, loading_method="defer"
+        )  # this page only (Sphinx resets the list per page)
 
 
 def _finished(app: Any, exception: Exception | None) -> None:

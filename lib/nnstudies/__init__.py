@@ -89,6 +89,12 @@ def setup(seed: int = 0, device: str | None = None) -> torch.device:
     chosen = get_device(device)
     use_style()
     policy = os.environ.get("OMP_WAIT_POLICY", "default")
-    dry = " | DRY RUN: random data where real data are absent, two steps per loop" if dry_run() else ""
-    print(f"nnstudies {__version__} | seed {seed} | {describe_device(chosen)} | OpenMP wait policy {policy}{dry}")
+    dry = (
+        " | DRY RUN: random data where real data are absent, two steps per loop"
+        if dry_run()
+        else ""
+    )
+    print(
+        f"nnstudies {__version__} | seed {seed} | {describe_device(chosen)} | OpenMP wait policy {policy}{dry}"
+    )
     return chosen

@@ -46,7 +46,8 @@ def cache_dir(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def _code_version(modules: Iterable[str]) -> str:
-    """A hash of the library source that ``modules`` run: themselves and what they import, transitively.
+    """A hash of the library source that ``modules`` run: themselves and what they import,
+    transitively.
 
     Code defined outside the library (a notebook cell) counts the whole library.
     """
@@ -77,7 +78,8 @@ def _check_json(value: Any, where: str) -> None:
 
 
 def cache_key(config: Mapping[str, Any], modules: Iterable[str] = ()) -> str:
-    """The key of ``config``: a hash of its canonical JSON and of the source of ``modules`` (see :func:`_code_version`;
+    """The key of ``config``: a hash of its canonical JSON and of the source of ``modules`` (see
+    :func:`_code_version`;
     none or modules outside the library: the whole library)."""
     _check_json(config, "")
     text = json.dumps(config, sort_keys=True, separators=(",", ":"))
@@ -102,7 +104,8 @@ def cached(
     root: str | os.PathLike[str] | None = None,
     refresh: bool = False,
 ) -> tuple[nn.Module, Any]:
-    """Return ``(model, result)``: from the cache when ``config`` was trained before, else train and store.
+    """Return ``(model, result)``: from the cache when ``config`` was trained before, else train and
+    store.
 
     ``build()`` makes a fresh model; ``fit(model)`` trains it in place and returns a
     result (a :class:`History`, or tensors, numbers, lists and dicts of them).
@@ -113,7 +116,9 @@ def cached(
     models cached; a dry run keeps its two-step models apart.
     Each call returns its own model object, so changing it leaves the cache intact.
     """
-    key = cache_key(config, {getattr(build, "__module__", "") or "", getattr(fit, "__module__", "") or ""})
+    key = cache_key(
+        config, {getattr(build, "__module__", "") or "", getattr(fit, "__module__", "") or ""}
+    )
     folder = cache_dir(root)
     path = folder / f"{key}.pt"
     entry = None if refresh else _MEMORY.get((folder, key))
@@ -124,14 +129,24 @@ def cached(
                 raise ValueError("its stored configuration differs from the key's")
             entry = (stored["state_dict"], _unpack(stored["result"]))
         except Exception as error:  # noqa: BLE001 - any damage means: rebuild
-            warnings.warn(f"cache entry {path} is damaged ({type(error).__name__}: {error}); retraining", stacklevel=2)
+            warnings.warn(
+                f"cache entry {path} is damaged ({type(error).__name__}: {error}); retraining",
+                stacklevel=2,
+            )
             path.unlink(missing_ok=True)
     model = build()
     if entry is None:
         result = fit(model)
         state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save({"config": json.loads(json.dumps(config)), "state_dict": state, "result": _pack(result)}, tmp)
+        torch.save(
+            {
+                "config": json.loads(json.dumps(config)),
+                "state_dict": state,
+                "result": _pack(result),
+            },
+            tmp,
+        )
         os.replace(tmp, path)
         entry = (state, result)
     else:
@@ -142,7 +157,8 @@ def cached(
 
 
 def use_google_drive(folder: str = "nnstudies-cache") -> Path:
-    """On Colab: keep trained models on Google Drive (``MyDrive/<folder>``) so they survive the runtime.
+    """On Colab: keep trained models on Google Drive (``MyDrive/<folder>``) so they survive the
+    runtime.
 
     Mounts the drive (Colab asks for permission) and points ``$NNSTUDIES_CACHE`` there.
     Outside Colab this is an error that says so.
@@ -150,7 +166,9 @@ def use_google_drive(folder: str = "nnstudies-cache") -> Path:
     try:
         from google.colab import drive  # type: ignore[import-not-found]
     except ImportError:
-        raise RuntimeError("use_google_drive works on Colab only; elsewhere set $NNSTUDIES_CACHE to a folder") from None
+        raise RuntimeError(
+            "use_google_drive works on Colab only; elsewhere set $NNSTUDIES_CACHE to a folder"
+        ) from None
     drive.mount("/content/drive")
     path = Path("/content/drive/MyDrive") / folder
     path.mkdir(parents=True, exist_ok=True)

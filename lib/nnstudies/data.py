@@ -95,9 +95,14 @@ class Dataset:
     num_classes: int
 
     def __post_init__(self) -> None:
-        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
+        for split, x, y in (
+            ("train", self.x_train, self.y_train),
+            ("test", self.x_test, self.y_test),
+        ):
             if x.shape[0] != y.shape[0]:
-                raise ValueError(f"{self.name}: {split} inputs {tuple(x.shape)} and labels {tuple(y.shape)} differ in length")
+                raise ValueError(
+                    f"{self.name}: {split} inputs {tuple(x.shape)} and labels {tuple(y.shape)} differ in length"
+                )
             if y.dtype != torch.int64:
                 raise ValueError(f"{self.name}: labels must be int64, got {y.dtype}")
 
@@ -113,7 +118,10 @@ class Dataset:
 
     def subset(self, n_train: int | None = None, n_test: int | None = None) -> Dataset:
         """The first ``n_train`` training and ``n_test`` test examples (all when ``None``)."""
-        for n, available, what in ((n_train, len(self.y_train), "n_train"), (n_test, len(self.y_test), "n_test")):
+        for n, available, what in (
+            (n_train, len(self.y_train), "n_train"),
+            (n_test, len(self.y_test), "n_test"),
+        ):
             if n is not None and not 0 < n <= available:
                 raise ValueError(f"{what}={n} is out of range for {self.name} (1..{available})")
         return Dataset(
@@ -146,15 +154,20 @@ class Dataset:
 # --------------------------------------------------------------------------- download
 
 
-def fetch(url: str, known_hash: str, *, fname: str, root: str | os.PathLike[str] | None = None) -> Path:
-    """Download ``url`` once into the data folder, checked against ``known_hash`` (``"md5:…"``/``"sha256:…"``).
+def fetch(
+    url: str, known_hash: str, *, fname: str, root: str | os.PathLike[str] | None = None
+) -> Path:
+    """Download ``url`` once into the data folder, checked against ``known_hash``
+    (``"md5:…"``/``"sha256:…"``).
 
     A file already there with the right hash is not fetched again. A wrong hash
     discards the download and raises ``DownloadError``; so does a failed connection.
     """
     folder = data_dir(root) / "downloads"
     try:
-        path = pooch.retrieve(url, known_hash=known_hash, fname=fname, path=folder, progressbar=False)
+        path = pooch.retrieve(
+            url, known_hash=known_hash, fname=fname, path=folder, progressbar=False
+        )
     except ValueError as error:  # pooch's hash mismatch
         raise DownloadError(
             f"{fname} from {url} does not match its expected hash {known_hash}; the file was discarded ({error})"
@@ -207,9 +220,16 @@ _CONTENT_SHA256: dict[str, tuple[str, ...]] = {
         "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
     ),
 }
-_CIFAR10 = ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", "md5:c58f30108f718f92721af3b95e74349a")
+_CIFAR10 = (
+    "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+    "md5:c58f30108f718f92721af3b95e74349a",
+)
 _FILES = {"mnist": _IDX_FILES, "fashion_mnist": _IDX_FILES, "cifar10": ("cifar-10-python.tar.gz",)}
-_TORCHVISION_RAW = {"mnist": "MNIST/raw", "fashion_mnist": "FashionMNIST/raw", "cifar10": ""}  # under <data>/torchvision
+_TORCHVISION_RAW = {
+    "mnist": "MNIST/raw",
+    "fashion_mnist": "FashionMNIST/raw",
+    "cifar10": "",
+}  # under <data>/torchvision
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 """Where Debian's package ``dataset-fashion-mnist`` puts the four IDX ``.gz`` files."""
 
@@ -230,16 +250,18 @@ def _places(name: str, root: Path) -> list[list[Path]]:
 
 def _local_files(name: str, root: Path) -> list[Path] | None:
     """The files of ``name`` from the first place that has them all, or None (a download is needed)."""
-    return next((place for place in _places(name, root) if all(path.is_file() for path in place)), None)
+    return next(
+        (place for place in _places(name, root) if all(path.is_file() for path in place)), None
+    )
 
 
 def _what_to_do(path: Path, name: str) -> str:
     if path.parent == DEBIAN_FASHION_MNIST:
-        return "Reinstall Debian's package (sudo apt-get install --reinstall dataset-fashion-mnist)."
+        return (
+            "Reinstall Debian's package (sudo apt-get install --reinstall dataset-fashion-mnist)."
+        )
     debian = " Debian's package dataset-fashion-mnist," if name == "fashion_mnist" else ""
-    return (
-        f"Delete it or put the original in its place; without it {name} comes from an earlier download,{debian} else a download."
-    )
+    return f"Delete it or put the original in its place; without it {name} comes from an earlier download,{debian} else a download."
 
 
 def _check(path: Path, name: str, what: str, got: str, expected: str) -> None:
@@ -265,7 +287,9 @@ def _idx_bytes(array: np.ndarray) -> bytes:
 
 
 def _read_idx(path: Path, name: str, index: int) -> np.ndarray:
-    """Read the gzipped IDX file ``_IDX_FILES[index]`` of ``name``, checked by its content hash (else the file's md5)."""
+    """Read the gzipped IDX file ``_IDX_FILES[index]`` of ``name``, checked by its content hash
+    (else the file's md5).
+    """
     blob = path.read_bytes()
     content = _CONTENT_SHA256.get(name)
     if content is None:  # no content hash known: the .gz must be the original file
@@ -273,14 +297,28 @@ def _read_idx(path: Path, name: str, index: int) -> np.ndarray:
     try:
         raw = gzip.decompress(blob)
     except (OSError, EOFError, zlib.error) as error:  # BadGzipFile is an OSError
-        raise DataError(f"{path} is not a readable gzip file ({error}). {_what_to_do(path, name)}") from error
+        raise DataError(
+            f"{path} is not a readable gzip file ({error}). {_what_to_do(path, name)}"
+        ) from error
     if content is not None:
-        _check(path, name, "sha256 of the decompressed content", hashlib.sha256(raw).hexdigest(), content[index])
+        _check(
+            path,
+            name,
+            "sha256 of the decompressed content",
+            hashlib.sha256(raw).hexdigest(),
+            content[index],
+        )
     return _parse_idx(raw)
 
 
 def _read_cifar10(archive: Path) -> tuple[np.ndarray, ...]:
-    _check(archive, "cifar10", "md5", hashlib.md5(archive.read_bytes()).hexdigest(), _CIFAR10[1].removeprefix("md5:"))
+    _check(
+        archive,
+        "cifar10",
+        "md5",
+        hashlib.md5(archive.read_bytes()).hexdigest(),
+        _CIFAR10[1].removeprefix("md5:"),
+    )
     batches: dict[str, dict] = {}
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar.getmembers():
@@ -288,14 +326,23 @@ def _read_cifar10(archive: Path) -> tuple[np.ndarray, ...]:
             if base.startswith(("data_batch_", "test_batch")):
                 batches[base] = pickle.load(tar.extractfile(member), encoding="latin1")  # type: ignore[arg-type]
     train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
-    x_train = np.concatenate([b["data"] for b in train]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    x_train = (
+        np.concatenate([b["data"] for b in train]).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    )
     y_train = np.concatenate([b["labels"] for b in train])
     test = batches["test_batch"]
-    return x_train, y_train, test["data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), np.asarray(test["labels"])
+    return (
+        x_train,
+        y_train,
+        test["data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1),
+        np.asarray(test["labels"]),
+    )
 
 
 def _read_files(name: str, paths: Sequence[Path]) -> tuple[np.ndarray, ...]:
-    """(x_train, y_train, x_test, y_test) from the files of ``name`` (as listed in ``_FILES``), each checked."""
+    """(x_train, y_train, x_test, y_test) from the files of ``name`` (as listed in ``_FILES``), each
+    checked.
+    """
     if name == "cifar10":
         return _read_cifar10(paths[0])
     return tuple(_read_idx(path, name, index) for index, path in enumerate(paths))
@@ -309,14 +356,22 @@ def _torchvision_arrays(name: str, root: Path) -> tuple[np.ndarray, ...] | None:
         return None
     cls = {"mnist": tv.MNIST, "fashion_mnist": tv.FashionMNIST, "cifar10": tv.CIFAR10}[name]
     try:
-        train, test = (cls(str(root / "torchvision"), train=flag, download=True) for flag in (True, False))
+        train, test = (
+            cls(str(root / "torchvision"), train=flag, download=True) for flag in (True, False)
+        )
     except Exception as error:
-        raise DownloadError(f"torchvision could not download {name} ({error}); are you offline? {EMBEDDED_HINT}") from error
-    return tuple(np.asarray(part) for split in (train, test) for part in (split.data, split.targets))  # type: ignore[union-attr]
+        raise DownloadError(
+            f"torchvision could not download {name} ({error}); are you offline? {EMBEDDED_HINT}"
+        ) from error
+    return tuple(
+        np.asarray(part) for split in (train, test) for part in (split.data, split.targets)
+    )  # type: ignore[union-attr]
 
 
 def _check_content(name: str, arrays: Sequence[np.ndarray], source: str) -> None:
-    """Check decoded IDX arrays against ``_CONTENT_SHA256`` (rebuilding each decompressed file from its array)."""
+    """Check decoded IDX arrays against ``_CONTENT_SHA256`` (rebuilding each decompressed file from
+    its array).
+    """
     for array, expected, fname in zip(arrays, _CONTENT_SHA256.get(name, ()), _IDX_FILES):
         got = hashlib.sha256(_idx_bytes(np.asarray(array))).hexdigest()
         if got != expected:
@@ -328,9 +383,14 @@ def _check_content(name: str, arrays: Sequence[np.ndarray], source: str) -> None
 
 def _pooch_arrays(name: str, root: Path) -> tuple[np.ndarray, ...]:
     if name == "cifar10":
-        return _read_cifar10(fetch(_CIFAR10[0], _CIFAR10[1], fname="cifar-10-python.tar.gz", root=root))
+        return _read_cifar10(
+            fetch(_CIFAR10[0], _CIFAR10[1], fname="cifar-10-python.tar.gz", root=root)
+        )
     base, hashes = _SOURCES[name]
-    paths = [fetch(base + f, "md5:" + h, fname=f"{name}-{f}", root=root) for f, h in zip(_IDX_FILES, hashes)]
+    paths = [
+        fetch(base + f, "md5:" + h, fname=f"{name}-{f}", root=root)
+        for f, h in zip(_IDX_FILES, hashes)
+    ]
     return _read_files(name, paths)
 
 
@@ -370,11 +430,16 @@ def _downloaded(name: str, num_classes: int) -> Callable[[Path], Dataset]:
 DRY_RUN_SIZES = (2000, 500)
 """At most this many (train, test) examples in a dry run's random stand-in for a data set."""
 DRY_RUN_MARK = " (dry-run random)"
-_SHAPES = {"mnist": (1, 28, 28), "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}  # one input of each downloaded set
+_SHAPES = {
+    "mnist": (1, 28, 28),
+    "fashion_mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+}  # one input of each downloaded set
 
 
 def dry_run_substitute(name: str, make_random: Callable[[], T]) -> T | None:
-    """For a loader whose real files are absent: in a dry run, ``make_random()``, with a one-line warning; else ``None``.
+    """For a loader whose real files are absent: in a dry run, ``make_random()``, with a one-line
+    warning; else ``None``.
 
     The loader then goes on as usual (download, or its clear offline error) when this gives ``None``::
 
@@ -385,13 +450,18 @@ def dry_run_substitute(name: str, make_random: Callable[[], T]) -> T | None:
     if not dry_run():
         return None
     warnings.warn(
-        f"{name}: dry run ({DRY_RUN_ENV}) and its files are absent, so random data of the real shapes stand in", stacklevel=2
+        f"{name}: dry run ({DRY_RUN_ENV}) and its files are absent, so random data of the real shapes stand in",
+        stacklevel=2,
     )
     return make_random()
 
 
-def _random_dataset(name: str, n_train: int | None, n_test: int | None, num_classes: int = 10) -> Dataset:
-    """Standard-normal inputs of ``name``'s real shape and balanced random labels, at most ``DRY_RUN_SIZES`` examples."""
+def _random_dataset(
+    name: str, n_train: int | None, n_test: int | None, num_classes: int = 10
+) -> Dataset:
+    """Standard-normal inputs of ``name``'s real shape and balanced random labels, at most
+    ``DRY_RUN_SIZES`` examples.
+    """
     gen = torch.Generator().manual_seed(0)
     sizes = [min(n or cap, cap) for n, cap in zip((n_train, n_test), DRY_RUN_SIZES)]
     x = [torch.randn((n, *_SHAPES[name]), generator=gen) for n in sizes]
@@ -402,8 +472,11 @@ def _random_dataset(name: str, n_train: int | None, n_test: int | None, num_clas
 # --------------------------------------------------------------------------- embedded
 
 
-def mnist1d(num_samples: int = 5000, seed: int = 42, *, root: str | os.PathLike[str] | None = None) -> Dataset:
-    """MNIST-1D (Greydanus 2020) generated locally by the ``mnist1d`` package: 40 features, 10 classes.
+def mnist1d(
+    num_samples: int = 5000, seed: int = 42, *, root: str | os.PathLike[str] | None = None
+) -> Dataset:
+    """MNIST-1D (Greydanus 2020) generated locally by the ``mnist1d`` package: 40 features, 10
+    classes.
 
     The default gives the package's standard split, 4000 train and 1000 test
     examples. Generation takes about a millisecond per example; the result is
@@ -415,7 +488,13 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, *, root: str | os.PathLike[
     try:
         with np.load(path) as stored:
             arrays = {k: stored[k] for k in ("x", "y", "x_test", "y_test")}
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):  # missing or damaged: make it (again)
+    except (
+        OSError,
+        ValueError,
+        EOFError,
+        KeyError,
+        zipfile.BadZipFile,
+    ):  # missing or damaged: make it (again)
         from mnist1d.data import get_dataset_args, make_dataset
 
         args = get_dataset_args()
@@ -437,7 +516,11 @@ def mnist1d(num_samples: int = 5000, seed: int = 42, *, root: str | os.PathLike[
 
 DATASETS: dict[str, tuple[str, bool, Callable[[Path], Dataset]]] = {
     # name: (description, embedded?, loader)
-    "mnist1d": ("MNIST-1D, 40 features, 4000 + 1000 examples, made locally", True, lambda root: mnist1d(root=root)),
+    "mnist1d": (
+        "MNIST-1D, 40 features, 4000 + 1000 examples, made locally",
+        True,
+        lambda root: mnist1d(root=root),
+    ),
     "mnist": ("MNIST digits, 1x28x28, 60000 + 10000, downloaded", False, _downloaded("mnist", 10)),
     "fashion_mnist": (
         "Fashion-MNIST, 1x28x28, 60000 + 10000, from the data folder, Debian or a download",
@@ -446,7 +529,12 @@ DATASETS: dict[str, tuple[str, bool, Callable[[Path], Dataset]]] = {
     ),
     "cifar10": ("CIFAR-10, 3x32x32, 50000 + 10000, downloaded", False, _downloaded("cifar10", 10)),
 }
-_ALIASES = {"mnist_1d": "mnist1d", "fashionmnist": "fashion_mnist", "fmnist": "fashion_mnist", "cifar_10": "cifar10"}
+_ALIASES = {
+    "mnist_1d": "mnist1d",
+    "fashionmnist": "fashion_mnist",
+    "fmnist": "fashion_mnist",
+    "cifar_10": "cifar10",
+}
 
 
 def load_dataset(
@@ -466,7 +554,9 @@ def load_dataset(
     key = name.lower().replace("-", "_")
     key = _ALIASES.get(key, key)
     if key not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(map(repr, DATASETS))}")
+        raise ValueError(
+            f"unknown dataset {name!r}; choose one of {', '.join(map(repr, DATASETS))}"
+        )
     folder = data_dir(root)
     _, embedded, loader = DATASETS[key]
     if not embedded and _local_files(key, folder) is None:

@@ -19,7 +19,8 @@ def _mps_available() -> bool:
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """The device to use: ``prefer`` or ``$NNSTUDIES_DEVICE`` when given, else CUDA, else Apple MPS, else CPU.
+    """The device to use: ``prefer`` or ``$NNSTUDIES_DEVICE`` when given, else CUDA, else Apple MPS,
+    else CPU.
 
     Asking for a device that is not there is an error, not a silent fallback.
     """
@@ -51,7 +52,8 @@ def describe_device(device: torch.device) -> str:
 
 
 def seed_everything(seed: int) -> torch.Generator:
-    """Seed Python's, NumPy's and torch's global generators; return a fresh ``torch.Generator`` seeded alike.
+    """Seed Python's, NumPy's and torch's global generators; return a fresh ``torch.Generator``
+    seeded alike.
 
     Same seed, same code, same device: same numbers. (CUDA kernels may still differ
     in the last bits between GPU models.)

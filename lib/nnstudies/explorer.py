@@ -1,4 +1,5 @@
-"""The book's explorers: a grid computed when the chapter executes, drawn by Vega-Lite with no kernel.
+"""The book's explorers: a grid computed when the chapter executes, drawn by Vega-Lite with no
+kernel.
 
 :func:`nnstudies.explore` calls :func:`static_explorer` outside a live kernel when it is given
 ``table=`` and ``chart=`` (see :mod:`nnstudies.widgets` for an example). What it stores:
@@ -46,7 +47,8 @@ __all__ = [
 ]
 
 MAX_GRID_POINTS = 200
-"""The most combinations of grid values an explorer may precompute (``table`` calls at execution)."""
+"""The most combinations of grid values an explorer may precompute (``table`` calls at execution).
+"""
 MAX_ROWS = 20_000
 """The most rows an explorer may store in the notebook and the page."""
 DATA_NAME = "nnstudies_rows"
@@ -65,18 +67,24 @@ def _grid(name: str, control: Control) -> tuple[Any, ...]:
 
 
 def check_grid(controls: Mapping[str, Control], *functions: Callable[..., Any]) -> int:
-    """Check the controls' grids and that each function takes every control; returns the number of grid points."""
+    """Check the controls' grids and that each function takes every control; returns the number of
+    grid points.
+    """
     count = 1
     for name, control in controls.items():
         values = _grid(name, control)
         if isinstance(control, Choice):
             bad = [v for v in values if not isinstance(v, (str, int, float, bool))]
             if bad:
-                raise ValueError(f"choice {name!r}: the book's dropdown needs str, int, float or bool options, got {bad}")
+                raise ValueError(
+                    f"choice {name!r}: the book's dropdown needs str, int, float or bool options, got {bad}"
+                )
         count *= len(values)
     if count > MAX_GRID_POINTS:
         sizes = " x ".join(f"{len(_grid(n, c))} {n}" for n, c in controls.items())
-        raise ValueError(f"the explorer's grid has {count} points ({sizes}), more than {MAX_GRID_POINTS}: give fewer grid values")
+        raise ValueError(
+            f"the explorer's grid has {count} points ({sizes}), more than {MAX_GRID_POINTS}: give fewer grid values"
+        )
     start = starting_values(controls)
     for fn in functions:
         try:
@@ -86,7 +94,9 @@ def check_grid(controls: Mapping[str, Control], *functions: Callable[..., Any]) 
         try:
             signature.bind(**start)
         except TypeError as error:
-            raise TypeError(f"{getattr(fn, '__name__', fn)!r} does not take the controls {sorted(start)}: {error}") from None
+            raise TypeError(
+                f"{getattr(fn, '__name__', fn)!r} does not take the controls {sorted(start)}: {error}"
+            ) from None
     return count
 
 
@@ -105,7 +115,9 @@ def _scalar(value: Any) -> Any:
         return None
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    raise TypeError(f"explorer rows hold numbers, strings, booleans or None; got {type(value).__name__} {value!r}")
+    raise TypeError(
+        f"explorer rows hold numbers, strings, booleans or None; got {type(value).__name__} {value!r}"
+    )
 
 
 def _records(result: Any) -> list[Mapping[str, Any]]:
@@ -113,7 +125,9 @@ def _records(result: Any) -> list[Mapping[str, Any]]:
         result = result.to_dict(orient="records")
     records = list(result) if isinstance(result, (list, tuple)) else None
     if records is None or not all(isinstance(row, Mapping) for row in records):
-        raise TypeError(f"table(**values) must return a list of dicts (one per row) or a DataFrame, got {type(result).__name__}")
+        raise TypeError(
+            f"table(**values) must return a list of dicts (one per row) or a DataFrame, got {type(result).__name__}"
+        )
     return records
 
 
@@ -124,10 +138,19 @@ def grid_rows(table: Callable[..., Any], controls: Mapping[str, Control]) -> lis
         for record in _records(table(**values)):
             clash = set(record) & set(values)
             if clash:
-                raise ValueError(f"table rows may not have columns named like the controls: {sorted(clash)}")
-            rows.append({**{k: _scalar(v) for k, v in values.items()}, **{str(k): _scalar(v) for k, v in record.items()}})
+                raise ValueError(
+                    f"table rows may not have columns named like the controls: {sorted(clash)}"
+                )
+            rows.append(
+                {
+                    **{k: _scalar(v) for k, v in values.items()},
+                    **{str(k): _scalar(v) for k, v in record.items()},
+                }
+            )
         if len(rows) > MAX_ROWS:
-            raise ValueError(f"the explorer's table has over {MAX_ROWS} rows: thin the curves (every k-th step) or the grid")
+            raise ValueError(
+                f"the explorer's table has over {MAX_ROWS} rows: thin the curves (every k-th step) or the grid"
+            )
     return rows
 
 
@@ -135,8 +158,12 @@ def _label(value: Any) -> str:
     return format(value, ".4g") if isinstance(value, float) else str(value)
 
 
-def vega_spec(rows: list[dict[str, Any]], controls: Mapping[str, Control], chart: Callable[[Any], Any]) -> dict[str, Any]:
-    """The Vega-Lite spec: ``chart`` of the rows at the chosen grid point, one bound parameter per control."""
+def vega_spec(
+    rows: list[dict[str, Any]], controls: Mapping[str, Control], chart: Callable[[Any], Any]
+) -> dict[str, Any]:
+    """The Vega-Lite spec: ``chart`` of the rows at the chosen grid point, one bound parameter per
+    control.
+    """
     import altair as alt
 
     params, tests, readouts = [], [], {}
@@ -145,7 +172,9 @@ def vega_spec(rows: list[dict[str, Any]], controls: Mapping[str, Control], chart
         values = [_scalar(v) for v in _grid(name, control)]
         signal, label = f"p_{name}", (control.description or name) + " "
         if isinstance(control, Choice):
-            bind = alt.binding_select(options=values, labels=[_label(v) for v in values], name=label)
+            bind = alt.binding_select(
+                options=values, labels=[_label(v) for v in values], name=label
+            )
             params.append(alt.param(name=signal, value=_scalar(control.value), bind=bind))
             tests.append(f"datum[{json.dumps(name)}] === {signal}")
         else:
@@ -155,14 +184,18 @@ def vega_spec(rows: list[dict[str, Any]], controls: Mapping[str, Control], chart
             tests.append(f"datum[{json.dumps(name)}] === {json.dumps(values)}[{signal}]")
             readouts[signal] = [_label(v) for v in values]
     base = alt.Chart(alt.Data(name=DATA_NAME)).transform_filter(" && ".join(tests))
-    spec: dict[str, Any] = chart(base).add_params(*params).to_dict()  # validated without the rows: quick
+    spec: dict[str, Any] = (
+        chart(base).add_params(*params).to_dict()
+    )  # validated without the rows: quick
     spec["datasets"] = {DATA_NAME: rows}
     spec["usermeta"] = {**spec.get("usermeta", {}), "nnstudies": {"readouts": readouts}}
     return spec
 
 
 def _png(result: Any) -> bytes:
-    """PNG bytes of what ``fn`` returned: a matplotlib figure (then closed) or anything with ``_repr_png_``."""
+    """PNG bytes of what ``fn`` returned: a matplotlib figure (then closed) or anything with
+    ``_repr_png_``.
+    """
     from matplotlib.figure import Figure
 
     if isinstance(result, Figure):
@@ -174,12 +207,16 @@ def _png(result: Any) -> bytes:
         return bytes(data)
     png = getattr(result, "_repr_png_", lambda: None)()
     if png is None:
-        raise TypeError(f"with table=, fn must return a matplotlib Figure (the PNG fallback), got {type(result).__name__}")
+        raise TypeError(
+            f"with table=, fn must return a matplotlib Figure (the PNG fallback), got {type(result).__name__}"
+        )
     return base64.b64decode(png) if isinstance(png, str) else bytes(png)
 
 
 class StaticExplorer:
-    """An explorer's output: the PNG fallback, the rows and the spec, shown as ``text/html`` + ``image/png``."""
+    """An explorer's output: the PNG fallback, the rows and the spec, shown as ``text/html`` +
+    ``image/png``.
+    """
 
     def __init__(self, png: bytes, spec: dict[str, Any], summary: str) -> None:
         self.png, self.spec, self.summary = png, spec, summary
@@ -199,16 +236,27 @@ class StaticExplorer:
         )
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
-        return {"text/html": self._repr_html_(), "image/png": base64.b64encode(self.png).decode(), "text/plain": repr(self)}
+        return {
+            "text/html": self._repr_html_(),
+            "image/png": base64.b64encode(self.png).decode(),
+            "text/plain": repr(self),
+        }
 
 
 def static_explorer(
-    fn: Callable[..., Any], table: Callable[..., Any], chart: Callable[[Any], Any], controls: Mapping[str, Control]
+    fn: Callable[..., Any],
+    table: Callable[..., Any],
+    chart: Callable[[Any], Any],
+    controls: Mapping[str, Control],
 ) -> StaticExplorer:
-    """Compute the explorer's output: ``fn`` once at the starting values, then ``table`` at each grid point."""
+    """Compute the explorer's output: ``fn`` once at the starting values, then ``table`` at each
+    grid point.
+    """
     count = check_grid(controls, fn, table)
     start = starting_values(controls)
     png = _png(fn(**start))
     rows = grid_rows(table, controls)
     summary = ", ".join(f"{name} = {_label(value)}" for name, value in start.items())
-    return StaticExplorer(png, vega_spec(rows, controls, chart), f"{summary}; {count} grid points, {len(rows)} rows")
+    return StaticExplorer(
+        png, vega_spec(rows, controls, chart), f"{summary}; {count} grid points, {len(rows)} rows"
+    )

@@ -21,7 +21,9 @@ __all__ = ["code_listing", "show_code"]
 
 
 def code_listing(*objects: Any) -> str:
-    """Markdown holding the source of each function or class in ``objects``, with its module and line."""
+    """Markdown holding the source of each function or class in ``objects``, with its module and
+    line.
+    """
     if not objects:
         raise ValueError("show_code needs at least one function or class")
     parts = []
@@ -32,14 +34,20 @@ def code_listing(*objects: Any) -> str:
             path = Path(inspect.getsourcefile(target) or "?")
         except (TypeError, OSError) as error:
             raise TypeError(f"cannot show the source of {obj!r}: {error}") from None
-        where = f"{target.__module__.replace('.', '/')}.py" if path.name != "__init__.py" else path.as_posix()
+        where = (
+            f"{target.__module__.replace('.', '/')}.py"
+            if path.name != "__init__.py"
+            else path.as_posix()
+        )
         source = textwrap.dedent("".join(lines)).rstrip()
         parts.append(f"`{where}`, line {first}:\n\n```python\n{source}\n```")
     return "\n\n".join(parts)
 
 
 def show_code(*objects: Any) -> Any:
-    """Display the source of ``objects`` (functions, classes) as highlighted code; see :func:`code_listing`."""
+    """Display the source of ``objects`` (functions, classes) as highlighted code; see
+    :func:`code_listing`.
+    """
     from IPython.display import Markdown
 
     return Markdown(code_listing(*objects))

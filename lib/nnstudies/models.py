@@ -28,7 +28,8 @@ def _kaiming_(module: nn.Module) -> None:
 
 
 class MLP(nn.Sequential):
-    """A fully connected ReLU network: ``Flatten``, then ``Linear`` + ``ReLU`` per hidden layer, then ``Linear``.
+    """A fully connected ReLU network: ``Flatten``, then ``Linear`` + ``ReLU`` per hidden layer,
+    then ``Linear``.
 
     >>> MLP(40, [256, 256], 10)
     MLP(
@@ -74,12 +75,16 @@ class MLP(nn.Sequential):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[1:].numel() != self.in_features:
-            raise ValueError(f"MLP expects {self.in_features} input features per example, got shape {tuple(x.shape)}")
+            raise ValueError(
+                f"MLP expects {self.in_features} input features per example, got shape {tuple(x.shape)}"
+            )
         return super().forward(x)
 
 
 class _ChannelFirst(nn.Module):
-    """Adds a channel axis to inputs that have none: ``(N, L)`` → ``(N, 1, L)`` for 1-D, ``(N, H, W)`` → ``(N, 1, H, W)``."""
+    """Adds a channel axis to inputs that have none: ``(N, L)`` → ``(N, 1, L)`` for 1-D, ``(N, H,
+    W)`` → ``(N, 1, H, W)``.
+    """
 
     def __init__(self, dim: int) -> None:
         super().__init__()
@@ -96,7 +101,8 @@ class _ChannelFirst(nn.Module):
 
 
 class CNN(nn.Sequential):
-    """A small conv net: 3-wide (or 3×3) convs + ReLU, average pooling, global average pool, linear head.
+    """A small conv net: 3-wide (or 3×3) convs + ReLU, average pooling, global average pool, linear
+    head.
 
     ``channels`` lists the conv widths; ``pool_after`` the indices of convs followed by
     2× average pooling. The default is the study's CNN, 64-64-pool-128-128.

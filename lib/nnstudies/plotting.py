@@ -15,7 +15,16 @@ from .training import History
 __all__ = ["PALETTE", "color_for", "new_figure", "plot_histories", "use_style"]
 
 # Colour-blind-safe (Okabe & Ito), in the order methods are first drawn; the pale yellow comes last.
-PALETTE: tuple[str, ...] = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+PALETTE: tuple[str, ...] = (
+    "#0072B2",
+    "#D55E00",
+    "#009E73",
+    "#CC79A7",
+    "#E69F00",
+    "#56B4E9",
+    "#000000",
+    "#F0E442",
+)
 _ASSIGNED: dict[str, str] = {}
 
 
@@ -48,7 +57,9 @@ def color_for(name: str) -> str:
     return _ASSIGNED[name]
 
 
-def new_figure(ncols: int = 1, *, width: float = 6.4, height: float = 3.8) -> tuple[Figure, list[Axes]]:
+def new_figure(
+    ncols: int = 1, *, width: float = 6.4, height: float = 3.8
+) -> tuple[Figure, list[Axes]]:
     """A figure with ``ncols`` axes side by side (always a list), in the book's style."""
     use_style()
     fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
@@ -66,13 +77,19 @@ def _smooth(values: Sequence[float], window: int) -> list[float]:
     return out
 
 
-def plot_histories(histories: Mapping[str, History], *, smooth: int = 20, title: str | None = None) -> Figure:
-    """Training loss (smoothed over ``smooth`` steps) and test accuracy against steps, one line per run."""
+def plot_histories(
+    histories: Mapping[str, History], *, smooth: int = 20, title: str | None = None
+) -> Figure:
+    """Training loss (smoothed over ``smooth`` steps) and test accuracy against steps, one line per
+    run.
+    """
     fig, (ax_loss, ax_acc) = new_figure(2, width=9.0, height=3.4)
     for label, h in histories.items():
         color = color_for(label)
         ax_loss.plot(h.step, _smooth(h.train_loss, smooth), color=color, label=label)
-        ax_acc.plot(h.eval_step, h.test_accuracy, color=color, marker="o", markersize=3, label=label)
+        ax_acc.plot(
+            h.eval_step, h.test_accuracy, color=color, marker="o", markersize=3, label=label
+        )
     ax_loss.set(xlabel="step", ylabel="training loss", yscale="log", title="training loss")
     ax_acc.set(xlabel="step", ylabel="test accuracy", ylim=(0, 1), title="test accuracy")
     ax_acc.legend(loc="lower right")

@@ -22,7 +22,9 @@ T = TypeVar("T")
 
 
 def is_interactive() -> bool:
-    """True in a live Jupyter kernel with ipywidgets, unless ``$NNSTUDIES_STATIC`` is set to a true value."""
+    """True in a live Jupyter kernel with ipywidgets, unless ``$NNSTUDIES_STATIC`` is set to a true
+    value.
+    """
     if os.environ.get(STATIC_ENV, "").strip().lower() in ("1", "true", "yes", "on"):
         return False
     try:
@@ -40,10 +42,21 @@ class _FinalOnly(text_tqdm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("file", sys.stdout)
-        super().__init__(*args, mininterval=float("inf"), maxinterval=float("inf"), miniters=0, delay=float("inf"), **kwargs)
+        super().__init__(
+            *args,
+            mininterval=float("inf"),
+            maxinterval=float("inf"),
+            miniters=0,
+            delay=float("inf"),
+            **kwargs,
+        )
 
     def close(self) -> None:
-        if not self.disable and getattr(self, "leave", True) and not getattr(self, "_printed", False):
+        if (
+            not self.disable
+            and getattr(self, "leave", True)
+            and not getattr(self, "_printed", False)
+        ):
             self._printed = True
             self.fp.write(self.__str__() + "\n")
             self.fp.flush()

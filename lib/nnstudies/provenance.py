@@ -24,14 +24,24 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-__all__ = ["LIBRARY", "PACKAGE", "environment", "git_commit", "imported_modules", "module_closure", "source_hash"]
+__all__ = [
+    "LIBRARY",
+    "PACKAGE",
+    "environment",
+    "git_commit",
+    "imported_modules",
+    "module_closure",
+    "source_hash",
+]
 
 PACKAGE = "nnstudies"
 LIBRARY = Path(__file__).resolve().parent
 
 
 def _path(module: str) -> Path | None:
-    """The source file of ``module`` (``nnstudies`` or ``nnstudies.x.y``), or None if it is not ours."""
+    """The source file of ``module`` (``nnstudies`` or ``nnstudies.x.y``), or None if it is not
+    ours.
+    """
     parts = module.split(".")
     if parts[0] != PACKAGE:
         return None
@@ -43,12 +53,15 @@ def _path(module: str) -> Path | None:
 
 
 def imported_modules(source: str, *, package: str | None = None) -> set[str]:
-    """The ``nnstudies`` modules that ``source`` imports (absolute or, inside ``package``, relative).
+    """The ``nnstudies`` modules that ``source`` imports (absolute or, inside ``package``,
+    relative).
 
     ``from nnstudies import x`` counts ``nnstudies.x`` when that is a module, else ``nnstudies``.
     IPython magics (lines starting with ``%`` or ``!``) are ignored.
     """
-    text = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines())
+    text = "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in source.splitlines()
+    )
     found: set[str] = set()
     for node in ast.walk(ast.parse(text)):
         if isinstance(node, ast.Import):
@@ -65,12 +78,16 @@ def imported_modules(source: str, *, package: str | None = None) -> set[str]:
                 base = node.module or ""
             parts = base.split(".")
             found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
-            found.update(f"{base}.{alias.name}" for alias in node.names if _path(f"{base}.{alias.name}"))
+            found.update(
+                f"{base}.{alias.name}" for alias in node.names if _path(f"{base}.{alias.name}")
+            )
     return {name for name in found if _path(name) is not None}
 
 
 def module_closure(modules: Iterable[str]) -> set[str]:
-    """``modules`` and every ``nnstudies`` module they import, transitively (packages' ``__init__`` included)."""
+    """``modules`` and every ``nnstudies`` module they import, transitively (packages' ``__init__``
+    included).
+    """
     seen: set[str] = set()
     todo = [m for m in modules if _path(m) is not None]
     while todo:
@@ -81,7 +98,9 @@ def module_closure(modules: Iterable[str]) -> set[str]:
         path = _path(name)
         assert path is not None
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-        parents = {".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)}  # imported first, always
+        parents = {
+            ".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)
+        }  # imported first, always
         todo += sorted((imported_modules(path.read_text(), package=package) | parents) - seen)
     return seen
 
@@ -97,7 +116,9 @@ def _hash_files(modules: frozenset[str]) -> str:
 
 
 def source_hash(modules: Iterable[str], *extra: str) -> str:
-    """A hash of the source of ``modules`` and of everything they import from ``nnstudies``, plus ``extra`` strings."""
+    """A hash of the source of ``modules`` and of everything they import from ``nnstudies``, plus
+    ``extra`` strings.
+    """
     digest = hashlib.sha256(_hash_files(frozenset(module_closure(modules))).encode())
     for text in extra:
         digest.update(b"\0extra\0" + text.encode())
@@ -105,7 +126,8 @@ def source_hash(modules: Iterable[str], *extra: str) -> str:
 
 
 def git_commit(root: Path | None = None) -> str:
-    """The checkout's commit (``+dirty`` when library files differ from it), or ``"unknown"`` outside git.
+    """The checkout's commit (``+dirty`` when library files differ from it), or ``"unknown"``
+    outside git.
 
     ``$NNSTUDIES_COMMIT`` names it where the code runs from a copy without git (e.g. a GPU machine).
     """
@@ -113,9 +135,19 @@ def git_commit(root: Path | None = None) -> str:
         return os.environ["NNSTUDIES_COMMIT"]
     where = str(root or LIBRARY)
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=where, capture_output=True, text=True, check=True)
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "."], cwd=str(LIBRARY), capture_output=True, text=True, check=True
+            ["git", "status", "--porcelain", "--", "."],
+            cwd=str(LIBRARY),
+            capture_output=True,
+            text=True,
+            check=True,
         )
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
@@ -129,7 +161,11 @@ def environment() -> dict[str, Any]:
     from .device import get_device
 
     device = get_device()
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else platform.processor() or platform.machine()
+    )
     return {
         "device": f"{device.type} ({name})",
         "threads": torch.get_num_threads(),

@@ -76,7 +76,9 @@ def _check_value(chapter: str, name: str, value: Any) -> None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError(f"{chapter}: keys of the recorded mapping {name} must be str, got {key!r}")
+                raise TypeError(
+                    f"{chapter}: keys of the recorded mapping {name} must be str, got {key!r}"
+                )
             _check_value(chapter, f"{name}.{key}", item)
         return
     raise TypeError(
@@ -85,7 +87,8 @@ def _check_value(chapter: str, name: str, value: Any) -> None:
 
 
 def record(chapter: str, **values: Any) -> dict[str, Any]:
-    """Record named numbers (or curves: lists, dicts) of ``chapter``; return everything recorded for it so far.
+    """Record named numbers (or curves: lists, dicts) of ``chapter``; return everything recorded for
+    it so far.
 
     The first call of a chapter also records where it runs (device, threads, torch) under
     ``environment``, and a dry run records ``dry_run=True``.
@@ -95,7 +98,11 @@ def record(chapter: str, **values: Any) -> dict[str, Any]:
     values = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
     entry = _RECORDED.setdefault(chapter, {})
     if not entry:
-        values = {"environment": environment(), **({"dry_run": True} if dry_run() else {}), **values}
+        values = {
+            "environment": environment(),
+            **({"dry_run": True} if dry_run() else {}),
+            **values,
+        }
     entry.update(values)
     folder = os.environ.get(RESULTS_ENV)
     if folder:
@@ -118,7 +125,8 @@ def recorded(chapter: str) -> dict[str, Any]:
 
 
 def results_dir() -> Path | None:
-    """The results store: ``$NNSTUDIES_RESULTS_STORE``, else ``results/`` of the checkout the library runs from.
+    """The results store: ``$NNSTUDIES_RESULTS_STORE``, else ``results/`` of the checkout the
+    library runs from.
 
     None when neither exists (e.g. the library installed with pip, on Colab): the book's
     pages still show the stored numbers.
@@ -142,7 +150,9 @@ class StoredResults:
         try:
             return self.values[name]
         except KeyError:
-            raise KeyError(f"{self.path} holds no value {name!r}; it holds {sorted(self.values)}") from None
+            raise KeyError(
+                f"{self.path} holds no value {name!r}; it holds {sorted(self.values)}"
+            ) from None
 
     @property
     def is_current(self) -> bool:
@@ -153,17 +163,22 @@ class StoredResults:
     def note(self) -> str:
         """One line: where and when these results were made, and whether the code has changed since."""
         p = self.provenance
-        where = f"{p.get('device', '?')}, {p.get('threads', '?')} threads, torch {p.get('torch', '?')}"
+        where = (
+            f"{p.get('device', '?')}, {p.get('threads', '?')} threads, torch {p.get('torch', '?')}"
+        )
         when = f"commit {p.get('commit', '?')}, {p.get('date', '?')}"
         minutes = p.get("wall_seconds", 0) / 60
         text = f"`{self.scale}` results stored from {when} ({where}; {minutes:.0f} min)"
         if not self.is_current:
-            text += "; **the chapter's code has changed since: these numbers are from the older code**"
+            text += (
+                "; **the chapter's code has changed since: these numbers are from the older code**"
+            )
         return text
 
 
 def load_results(chapter: str, scale: str) -> StoredResults | None:
-    """The stored results of ``chapter`` at ``scale``, or None when none are stored (or no store is here).
+    """The stored results of ``chapter`` at ``scale``, or None when none are stored (or no store is
+    here).
 
     A damaged file is an error that names it, never a silent empty result.
     """
@@ -178,7 +193,9 @@ def load_results(chapter: str, scale: str) -> StoredResults | None:
         stored = json.loads(path.read_text())
         values, provenance = stored["values"], stored["provenance"]
     except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise ValueError(f"{path} is damaged ({error}); re-create it with `make results SCALE={scale}`") from error
+        raise ValueError(
+            f"{path} is damaged ({error}); re-create it with `make results SCALE={scale}`"
+        ) from error
     return StoredResults(chapter, scale, values, provenance, path)
 
 
@@ -231,11 +248,15 @@ class Rule:
     min_runs: int = 3
 
     @classmethod
-    def above(cls, threshold: float = 0.0, *, margin: float = 0.0, k: float = 2.0, min_runs: int = 3) -> Rule:
+    def above(
+        cls, threshold: float = 0.0, *, margin: float = 0.0, k: float = 2.0, min_runs: int = 3
+    ) -> Rule:
         return cls("above", threshold, margin, k, min_runs)
 
     @classmethod
-    def below(cls, threshold: float = 0.0, *, margin: float = 0.0, k: float = 2.0, min_runs: int = 3) -> Rule:
+    def below(
+        cls, threshold: float = 0.0, *, margin: float = 0.0, k: float = 2.0, min_runs: int = 3
+    ) -> Rule:
         return cls("below", threshold, margin, k, min_runs)
 
     @classmethod
@@ -266,7 +287,13 @@ class Rule:
         m, s = statistics.fmean(xs), statistics.stdev(xs)
         if self.kind == "within":
             gap = abs(m - self.threshold)
-            return "yes" if gap + self.k * s <= self.margin else "partly" if gap <= self.margin else "no"
+            return (
+                "yes"
+                if gap + self.k * s <= self.margin
+                else "partly"
+                if gap <= self.margin
+                else "no"
+            )
         sign = 1.0 if self.kind == "above" else -1.0
         lead = sign * (m - self.threshold)
         if lead - self.k * s > 0 and lead > self.margin:
@@ -276,7 +303,9 @@ class Rule:
 
 @dataclass(frozen=True)
 class Claim:
-    """What a paper claims, the paper's number, the per-run quantity we measure, and the rule that judges it."""
+    """What a paper claims, the paper's number, the per-run quantity we measure, and the rule that
+    judges it.
+    """
 
     key: str
     statement: str
@@ -297,7 +326,8 @@ def claims_table(
     scale: str,
     stored_scale: str = "full",
 ) -> Any:
-    """The claims table: the paper | ours at ``stored_scale`` (stored) | ours in this run | verdicts | rule.
+    """The claims table: the paper | ours at ``stored_scale`` (stored) | ours in this run | verdicts
+    | rule.
 
     ``values[claim.key]`` holds this run's per-run values; they are recorded as ``claim.<key>``,
     which is where the stored results are read from. Returns a displayable table.
@@ -307,13 +337,22 @@ def claims_table(
         raise ValueError(f"values given for claims that are not in the table: {sorted(unknown)}")
     record(chapter, **{f"claim.{c.key}": list(map(float, values.get(c.key, ()))) for c in claims})
     stored = load_results(chapter, stored_scale) if scale != stored_scale else None
-    header = ["the paper claims", "paper", f"ours, `{stored_scale}` (stored)", f"ours, `{scale}` (this run)", "verdict", "rule"]
+    header = [
+        "the paper claims",
+        "paper",
+        f"ours, `{stored_scale}` (stored)",
+        f"ours, `{scale}` (this run)",
+        "verdict",
+        "rule",
+    ]
     rows = []
     for claim in claims:
         live = claim.judge(values.get(claim.key, ()))
         kept = stored.values.get(f"claim.{claim.key}") if stored is not None else None
         old = claim.judge(kept) if kept is not None else None
-        verdicts = (f"{stored_scale}: **{old.verdict}** · " if old else "") + f"{scale}: **{live.verdict}**"
+        verdicts = (
+            f"{stored_scale}: **{old.verdict}** · " if old else ""
+        ) + f"{scale}: **{live.verdict}**"
         rows.append(
             [
                 claim.statement,

@@ -60,13 +60,17 @@ def resolve_scale(default: str = "cpu") -> str:
 
 
 def dry_run() -> bool:
-    """True when ``$NNSTUDIES_DRY_RUN`` is set to a true value: random data where real data are absent, two steps a loop."""
+    """True when ``$NNSTUDIES_DRY_RUN`` is set to a true value: random data where real data are
+    absent, two steps a loop.
+    """
     value = os.environ.get(DRY_RUN_ENV, "").strip().lower()
     if value in ("", "0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(f"{DRY_RUN_ENV}={value!r} is neither true (1, true, yes, on) nor false (0, false, no, off)")
+    raise ValueError(
+        f"{DRY_RUN_ENV}={value!r} is neither true (1, true, yes, on) nor false (0, false, no, off)"
+    )
 
 
 def pick(presets: Mapping[str, T], scale: str) -> T:

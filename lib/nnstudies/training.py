@@ -63,10 +63,16 @@ class History:
         return cls(**values)
 
     def add_evaluation(self, step: int, values: Mapping[str, float]) -> None:
-        """Keep the evaluation at ``step``: ``test_loss`` and ``test_accuracy`` in their fields, others in ``metrics``."""
+        """Keep the evaluation at ``step``: ``test_loss`` and ``test_accuracy`` in their fields,
+        others in ``metrics``.
+        """
         self.eval_step.append(step)
         for name, value in values.items():
-            target = getattr(self, name) if name in ("test_loss", "test_accuracy") else self.metrics.setdefault(name, [])
+            target = (
+                getattr(self, name)
+                if name in ("test_loss", "test_accuracy")
+                else self.metrics.setdefault(name, [])
+            )
             target.append(float(value))
 
     @property
@@ -77,7 +83,9 @@ class History:
 
 
 class DivergenceError(RuntimeError):
-    """The loss became NaN or infinite. ``.step`` says when; ``.history`` keeps everything up to then."""
+    """The loss became NaN or infinite. ``.step`` says when; ``.history`` keeps everything up to
+    then.
+    """
 
     def __init__(self, step: int, loss: float, history: History, hint: str = "") -> None:
         self.step, self.loss, self.history = step, loss, history
@@ -100,7 +108,9 @@ def make_optimizer(
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 4096) -> tuple[float, float]:
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, batch_size: int = 4096
+) -> tuple[float, float]:
     """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in evaluation mode."""
     was_training = model.training
     model.eval()
@@ -173,10 +183,16 @@ def fit(
 def minibatches(
     data: Dataset, batch_size: int, *, seed: int = 0, device: torch.device | str | None = None
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless minibatches of ``data``'s training set: each epoch a new random order drawn from ``seed``."""
+    """Endless minibatches of ``data``'s training set: each epoch a new random order drawn from
+    ``seed``.
+    """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    x, y = (data.x_train, data.y_train) if device is None else (data.x_train.to(device), data.y_train.to(device))
+    x, y = (
+        (data.x_train, data.y_train)
+        if device is None
+        else (data.x_train.to(device), data.y_train.to(device))
+    )
     generator = torch.Generator().manual_seed(seed)
     while True:
         order = torch.randperm(len(y), generator=generator).to(x.device)
@@ -186,9 +202,13 @@ def minibatches(
 
 
 def classification_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, batches: Iterator[tuple[torch.Tensor, torch.Tensor]]
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
 ) -> Callable[[int], float]:
-    """One update of ``model`` on the next minibatch: cross-entropy, backward, optimizer step; returns the loss."""
+    """One update of ``model`` on the next minibatch: cross-entropy, backward, optimizer step;
+    returns the loss.
+    """
 
     def step(t: int) -> float:
         x, y = next(batches)
@@ -226,7 +246,8 @@ def train(
     snapshot_at: Iterable[int] = (),
     on_snapshot: Callable[[int, nn.Module], None] | None = None,
 ) -> History:
-    """Train ``model`` in place with minibatch cross-entropy through :func:`fit`; return its ``History``.
+    """Train ``model`` in place with minibatch cross-entropy through :func:`fit`; return its
+    ``History``.
 
     Each epoch visits the training set once in a random order drawn from ``seed``.
     The test set is evaluated every ``eval_every`` steps (default: once per epoch)
@@ -243,12 +264,16 @@ def train(
     model.to(device)
     data = data.to(device)
     opt = (
-        make_optimizer(optimizer, model.parameters(), lr, momentum=momentum, weight_decay=weight_decay)
+        make_optimizer(
+            optimizer, model.parameters(), lr, momentum=momentum, weight_decay=weight_decay
+        )
         if isinstance(optimizer, str)
         else optimizer(model)
     )
     steps_per_epoch = math.ceil(len(data.y_train) / batch_size)
-    total = epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    total = (
+        epochs * steps_per_epoch if max_steps is None else min(max_steps, epochs * steps_per_epoch)
+    )
     model.train()
     step = classification_step(model, opt, minibatches(data, batch_size, seed=seed))
     keep = (lambda t: on_snapshot(t, model)) if on_snapshot is not None else None

@@ -1,4 +1,5 @@
-"""Turn a library function into a control panel — or, outside a live kernel, into a figure that moves in the book.
+"""Turn a library function into a control panel — or, outside a live kernel, into a figure that
+moves in the book.
 
 In a live Jupyter kernel (Colab, JupyterLab; ipywidgets 7 or 8) :func:`explore` shows
 ipywidgets controls and re-draws when a control is released. Anywhere else — papermill,
@@ -50,7 +51,9 @@ from .progress import is_interactive
 __all__ = ["Choice", "Control", "LogSlider", "Slider", "explore"]
 
 
-def _check_grid(name: str, grid: Sequence[float] | None, value: float, low: float, high: float) -> tuple[float, ...] | None:
+def _check_grid(
+    name: str, grid: Sequence[float] | None, value: float, low: float, high: float
+) -> tuple[float, ...] | None:
     """The grid as a tuple, checked: increasing, inside [low, high], and holding the starting value."""
     if grid is None:
         return None
@@ -87,12 +90,18 @@ class Slider:
     def __post_init__(self) -> None:
         if not self.min <= self.value <= self.max:
             raise ValueError(f"slider value {self.value} lies outside [{self.min}, {self.max}]")
-        object.__setattr__(self, "grid", _check_grid("slider", self.grid, self.value, self.min, self.max))
+        object.__setattr__(
+            self, "grid", _check_grid("slider", self.grid, self.value, self.min, self.max)
+        )
 
     def widget(self, name: str) -> Any:
         import ipywidgets as w
 
-        cls = w.IntSlider if all(isinstance(v, int) for v in (self.value, self.min, self.max, self.step)) else w.FloatSlider
+        cls = (
+            w.IntSlider
+            if all(isinstance(v, int) for v in (self.value, self.min, self.max, self.step))
+            else w.FloatSlider
+        )
         return cls(
             value=self.value,
             min=self.min,
@@ -105,7 +114,9 @@ class Slider:
 
 @dataclass(frozen=True)
 class LogSlider:
-    """A slider over powers of ten, for learning rates, damping and strengths (``grid`` as for :class:`Slider`)."""
+    """A slider over powers of ten, for learning rates, damping and strengths (``grid`` as for
+    :class:`Slider`).
+    """
 
     value: float
     min: float
@@ -115,8 +126,12 @@ class LogSlider:
 
     def __post_init__(self) -> None:
         if not 0 < self.min <= self.value <= self.max:
-            raise ValueError(f"log slider needs 0 < min <= value <= max, got {self.min}, {self.value}, {self.max}")
-        object.__setattr__(self, "grid", _check_grid("log slider", self.grid, self.value, self.min, self.max))
+            raise ValueError(
+                f"log slider needs 0 < min <= value <= max, got {self.min}, {self.value}, {self.max}"
+            )
+        object.__setattr__(
+            self, "grid", _check_grid("log slider", self.grid, self.value, self.min, self.max)
+        )
 
     def widget(self, name: str) -> Any:
         import ipywidgets as w
@@ -135,7 +150,9 @@ class LogSlider:
 
 @dataclass(frozen=True)
 class Choice:
-    """A dropdown over ``options``, starting at ``value``; in the book's explorer, every option is a grid value."""
+    """A dropdown over ``options``, starting at ``value``; in the book's explorer, every option is a
+    grid value.
+    """
 
     value: Any
     options: Sequence[Any]
@@ -152,7 +169,9 @@ class Choice:
     def widget(self, name: str) -> Any:
         import ipywidgets as w
 
-        return w.Dropdown(options=list(self.options), value=self.value, description=self.description or name)
+        return w.Dropdown(
+            options=list(self.options), value=self.value, description=self.description or name
+        )
 
 
 Control = Slider | LogSlider | Choice
@@ -175,7 +194,8 @@ def explore(
     chart: Callable[[Any], Any] | None = None,
     **controls: Control,
 ) -> None:
-    """Show ``fn`` with one control per keyword argument: a live panel, or a static (or precomputed) result.
+    """Show ``fn`` with one control per keyword argument: a live panel, or a static (or precomputed)
+    result.
 
     ``fn`` should return what to show (a matplotlib ``Figure``, a table, ...); it is
     displayed, not returned, so a cell ending in ``explore(...)`` shows it once.
@@ -188,9 +208,13 @@ def explore(
         raise ValueError("explore needs at least one control, e.g. lr=LogSlider(0.05, 1e-3, 1.0)")
     for name, control in controls.items():
         if not isinstance(control, (Slider, LogSlider, Choice)):
-            raise TypeError(f"control {name!r} must be a Slider, LogSlider or Choice, got {type(control).__name__}")
+            raise TypeError(
+                f"control {name!r} must be a Slider, LogSlider or Choice, got {type(control).__name__}"
+            )
     if (table is None) != (chart is None):
-        raise ValueError("explore needs table= and chart= together: the rows of one grid point, and how to draw them")
+        raise ValueError(
+            "explore needs table= and chart= together: the rows of one grid point, and how to draw them"
+        )
     if table is not None:
         from .explorer import check_grid
 
@@ -209,7 +233,9 @@ def explore(
 
     # ipywidgets 7 and 8 alike: interactive_output, VBox/HBox and Layout are in both.
     widgets = {name: control.widget(name) for name, control in controls.items()}
-    output = w.interactive_output(lambda **values: _show(fn(**values)), widgets)  # re-draws on release
+    output = w.interactive_output(
+        lambda **values: _show(fn(**values)), widgets
+    )  # re-draws on release
     panel = w.VBox([w.HBox(list(widgets.values()), layout=w.Layout(flex_flow="row wrap")), output])
     display(panel)
 

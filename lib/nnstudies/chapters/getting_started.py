@@ -57,37 +57,69 @@ class Preset:
 
     @property
     def reference_lrs(self) -> tuple[float, float]:
-        """(small, good): the learning rates the claims compare, the smallest and the middle of the grid."""
+        """(small, good): the learning rates the claims compare, the smallest and the middle of the
+        grid.
+        """
         return self.learning_rates[0], self.learning_rates[len(self.learning_rates) // 2]
 
 
 _LRS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
 PRESETS: dict[str, Preset] = {
     "smoke": Preset(
-        "mnist1d", (64, 64), epochs=3, batch_size=64, learning_rates=(0.003, 0.03, 3.0), seeds=(0, 1, 2), n_train=500, n_test=200
+        "mnist1d",
+        (64, 64),
+        epochs=3,
+        batch_size=64,
+        learning_rates=(0.003, 0.03, 3.0),
+        seeds=(0, 1, 2),
+        n_train=500,
+        n_test=200,
     ),
-    "cpu": Preset("mnist1d", (256, 256), epochs=20, batch_size=128, learning_rates=_LRS, seeds=(0, 1, 2)),
-    "full": Preset("fashion_mnist", (1000,), epochs=5, batch_size=100, learning_rates=_LRS, seeds=(0, 1, 2)),
-    "paper": Preset("fashion_mnist", (1000, 1000), epochs=10, batch_size=100, learning_rates=_LRS, seeds=(0, 1, 2, 3, 4)),
+    "cpu": Preset(
+        "mnist1d", (256, 256), epochs=20, batch_size=128, learning_rates=_LRS, seeds=(0, 1, 2)
+    ),
+    "full": Preset(
+        "fashion_mnist", (1000,), epochs=5, batch_size=100, learning_rates=_LRS, seeds=(0, 1, 2)
+    ),
+    "paper": Preset(
+        "fashion_mnist",
+        (1000, 1000),
+        epochs=10,
+        batch_size=100,
+        learning_rates=_LRS,
+        seeds=(0, 1, 2, 3, 4),
+    ),
 }
 
 
 @lru_cache(maxsize=4)
 def load_data(scale: str) -> Dataset:
-    """The chapter's data at ``scale``: MNIST-1D for smoke and cpu, Fashion-MNIST for full and paper."""
+    """The chapter's data at ``scale``: MNIST-1D for smoke and cpu, Fashion-MNIST for full and
+    paper.
+    """
     p = pick(PRESETS, scale)
     return load_dataset(p.dataset, n_train=p.n_train, n_test=p.n_test)
 
 
-def train_mlp(lr: float, *, scale: str, seed: int = 0, device: torch.device | None = None) -> tuple[MLP, History]:
-    """An MLP trained with SGD (momentum 0.9) at learning rate ``lr`` through :func:`fit`; cached by its configuration.
+def train_mlp(
+    lr: float, *, scale: str, seed: int = 0, device: torch.device | None = None
+) -> tuple[MLP, History]:
+    """An MLP trained with SGD (momentum 0.9) at learning rate ``lr`` through :func:`fit`; cached by
+    its configuration.
 
     A diverging run raises :class:`DivergenceError` (which keeps the history so far).
     """
     p = pick(PRESETS, scale)
     device = device or get_device()
     data = load_data(scale).to(device)
-    config = {"chapter": "00", "scale": scale, "lr": float(lr), "seed": seed, "device": device.type, **asdict(p)}
+    config = {
+        "chapter": "00",
+        "scale": scale,
+        "lr": float(lr),
+        "seed": seed,
+        "device": device.type,
+        **asdict(p),
+    }
 
     def build() -> MLP:
         torch.manual_seed(seed)
@@ -111,7 +143,9 @@ def train_mlp(lr: float, *, scale: str, seed: int = 0, device: torch.device | No
 
 @dataclass(frozen=True)
 class LearningRateStudy:
-    """Final test accuracy and training loss for every (learning rate, seed); None where training diverged."""
+    """Final test accuracy and training loss for every (learning rate, seed); None where training
+    diverged.
+    """
 
     learning_rates: tuple[float, ...]
     seeds: tuple[int, ...]
@@ -135,7 +169,13 @@ class LearningRateStudy:
         """The study back from recorded values (e.g. ``load_results(...).values``)."""
         lrs = tuple(float(v) for v in values["lr_study.learning_rates"])
         get = lambda name: {lr: list(values[f"lr_study.{name}"][f"{lr:g}"]) for lr in lrs}
-        return cls(lrs, tuple(values["lr_study.seeds"]), get("accuracy"), get("train_loss"), get("diverged_at"))
+        return cls(
+            lrs,
+            tuple(values["lr_study.seeds"]),
+            get("accuracy"),
+            get("train_loss"),
+            get("diverged_at"),
+        )
 
 
 def _final_train_loss(history: History, window: int = 50) -> float:
@@ -144,7 +184,9 @@ def _final_train_loss(history: History, window: int = 50) -> float:
 
 
 def learning_rate_study(scale: str) -> LearningRateStudy:
-    """Train one MLP per (learning rate, seed) of the preset; keep final accuracy, training loss and divergence."""
+    """Train one MLP per (learning rate, seed) of the preset; keep final accuracy, training loss and
+    divergence.
+    """
     p = pick(PRESETS, scale)
     accuracy: dict[float, list[float | None]] = {}
     loss: dict[float, list[float | None]] = {}
@@ -197,7 +239,11 @@ def claim_values(study: LearningRateStudy, chance: float) -> dict[str, list[floa
     """Per-seed values of each of :data:`CLAIMS` from a learning-rate study."""
     small, good = study.learning_rates[0], study.learning_rates[len(study.learning_rates) // 2]
     top = study.learning_rates[-1]
-    pairs = [(g, s) for g, s in zip(study.accuracy[good], study.accuracy[small]) if g is not None and s is not None]
+    pairs = [
+        (g, s)
+        for g, s in zip(study.accuracy[good], study.accuracy[small])
+        if g is not None and s is not None
+    ]
     return {
         "beats_chance": [a - chance for a in study.accuracy[good] if a is not None],
         "lr_matters": [g - s for g, s in pairs],
@@ -206,7 +252,9 @@ def claim_values(study: LearningRateStudy, chance: float) -> dict[str, list[floa
 
 
 def plot_study(study: LearningRateStudy, *, title: str, chance: float) -> Figure:
-    """Final test accuracy against the learning rate: one dot per seed, the mean as a line; divergence marked."""
+    """Final test accuracy against the learning rate: one dot per seed, the mean as a line;
+    divergence marked.
+    """
     fig, axes = new_figure(1, width=7.0, height=3.4)
     ax = axes[0]
     colour = PALETTE[0]
@@ -226,9 +274,17 @@ def plot_study(study: LearningRateStudy, *, title: str, chance: float) -> Figure
                 fontsize=8,
             )
         means.append(sum(values) / len(values) if values else math.nan)
-    ax.plot(study.learning_rates, means, color=colour, lw=1.5, label=f"mean of {len(study.seeds)} seeds")
+    ax.plot(
+        study.learning_rates, means, color=colour, lw=1.5, label=f"mean of {len(study.seeds)} seeds"
+    )
     ax.axhline(chance, color="grey", ls=":", lw=1, label="chance")
-    ax.set(xscale="log", ylim=(0, 1), xlabel="learning rate η (SGD, momentum 0.9)", ylabel="final test accuracy", title=title)
+    ax.set(
+        xscale="log",
+        ylim=(0, 1),
+        xlabel="learning rate η (SGD, momentum 0.9)",
+        ylabel="final test accuracy",
+        title=title,
+    )
     ax.legend(loc="upper left", fontsize=8)
     return fig
 
@@ -240,8 +296,12 @@ def _curves(lr: float, scale: str, seed: int) -> tuple[History, int | None]:
         return error.history, error.step
 
 
-def explorer_rows(lr: float, *, scale: str, seed: int = 0, points: int = 60) -> list[dict[str, Any]]:
-    """Tidy rows of the training curves the explorer draws at ``lr`` (and the preset's smallest and largest lr)."""
+def explorer_rows(
+    lr: float, *, scale: str, seed: int = 0, points: int = 60
+) -> list[dict[str, Any]]:
+    """Tidy rows of the training curves the explorer draws at ``lr`` (and the preset's smallest and
+    largest lr).
+    """
     p = pick(PRESETS, scale)
     rows: list[dict[str, Any]] = []
     for rate in sorted({float(lr), p.learning_rates[0], p.learning_rates[-1]}):
@@ -255,27 +315,37 @@ def explorer_rows(lr: float, *, scale: str, seed: int = 0, points: int = 60) -> 
         every = max(1, len(losses) // points)
         for start in range(0, len(losses), every):
             window = losses[start : start + every]
-            rows.append({"run": label, "step": history.step[start], "train loss": sum(window) / len(window)})
+            rows.append(
+                {"run": label, "step": history.step[start], "train loss": sum(window) / len(window)}
+            )
     return rows
 
 
 def explorer_chart(rows: Any) -> Any:
-    """How the book's explorer draws :func:`explorer_rows`: training loss against step, one line per run, log scale."""
+    """How the book's explorer draws :func:`explorer_rows`: training loss against step, one line per
+    run, log scale.
+    """
     import altair as alt
 
     return (
         rows.mark_line()
         .encode(
             x=alt.X("step:Q", title="step"),
-            y=alt.Y("train loss:Q", title="training loss (smoothed)").scale(type="log"),
-            color=alt.Color("run:N", title=None),
+            y=alt.Y("train loss:Q", title="training loss (smoothed)").scale(
+                type="log", domain=[1e-3, 10], clamp=True
+            ),
+            color=alt.Color("run:N", title=None).legend(orient="bottom", labelLimit=400),
         )
         .properties(width=520, height=260)
     )
 
 
-def plot_learning_rates(lr: float, *, scale: str, compare: tuple[float, ...] | None = None, seed: int = 0) -> Figure:
-    """Training curves at ``lr`` beside the learning rates in ``compare`` (default: the preset's smallest and largest)."""
+def plot_learning_rates(
+    lr: float, *, scale: str, compare: tuple[float, ...] | None = None, seed: int = 0
+) -> Figure:
+    """Training curves at ``lr`` beside the learning rates in ``compare`` (default: the preset's
+    smallest and largest).
+    """
     p = pick(PRESETS, scale)
     compare = (p.learning_rates[0], p.learning_rates[-1]) if compare is None else compare
     histories: dict[str, History] = {}
@@ -308,8 +378,18 @@ def plot_examples(data: Dataset, per_class: int = 1) -> Figure:
         index = (data.y_train == label).nonzero().flatten()[:per_class]
         for i in index.tolist():
             signal = data.x_train[i].flatten().cpu()
-            ax.plot(torch.arange(len(signal)) + label * (len(signal) + 8), signal, color=PALETTE[0], lw=1.2)
+            ax.plot(
+                torch.arange(len(signal)) + label * (len(signal) + 8),
+                signal,
+                color=PALETTE[0],
+                lw=1.2,
+            )
         ax.text(label * (data.in_features + 8) + data.in_features / 2, 3.2, str(label), ha="center")
-    ax.set(xticks=[], yticks=[], ylim=(-3.5, 3.8), title=f"{data.name}: one training input per class (label above)")
+    ax.set(
+        xticks=[],
+        yticks=[],
+        ylim=(-3.5, 3.8),
+        title=f"{data.name}: one training input per class (label above)",
+    )
     ax.grid(False)
     return fig
