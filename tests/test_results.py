@@ -155,6 +155,7 @@ def test_stored_results_refuse_a_dry_run(tmp_path: Path) -> None:
             modules=[],
             notebook_hash="n",
             wall_seconds=1.0,
+            commit="c",
         )
     with pytest.raises(SystemExit, match="not 'full'"):
         book.store_results(
@@ -165,6 +166,7 @@ def test_stored_results_refuse_a_dry_run(tmp_path: Path) -> None:
             modules=[],
             notebook_hash="n",
             wall_seconds=1.0,
+            commit="c",
         )
 
 

@@ -218,10 +218,11 @@ def store_results(
     modules: list[str],
     notebook_hash: str,
     wall_seconds: float,
+    commit: str,
 ) -> Path:
-    """Write ``results/<chapter>/<scale>.json``: what the chapter recorded, with its provenance."""
-    from nnstudies.provenance import git_commit
-
+    """Write ``results/<chapter>/<scale>.json``: what the chapter recorded, with its provenance
+    (``commit`` and the hashes as they were when the run started).
+    """
     if values.get("dry_run"):
         raise SystemExit(
             f"{chapter}: these results come from a dry run (NNSTUDIES_DRY_RUN); they are never stored"
@@ -235,7 +236,7 @@ def store_results(
     provenance = {
         "chapter": chapter,
         "scale": scale,
-        "commit": git_commit(ROOT),
+        "commit": commit,
         "library_hash": library_hash_,
         "modules": modules,
         "notebook_hash": notebook_hash,
@@ -257,6 +258,8 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
     """Run chapters at ``scale`` (full or paper) with papermill into _build/results and store what they record."""
     import papermill
 
+    from nnstudies.provenance import git_commit
+
     if scale not in ("full", "paper"):
         raise SystemExit(f"make results stores the long scales 'full' and 'paper', not {scale!r}")
     if os.environ.get("NNSTUDIES_DRY_RUN", "").strip().lower() not in (
@@ -277,7 +280,11 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
     for path in selected:
         nb = nbformat.read(path, as_version=4)
         modules = sorted(notebook_modules(nb))  # the code as it is when the run starts
-        hashes = {"library_hash_": library_hash(nb), "notebook_hash": source_hash(nb, scale)}
+        hashes = {
+            "library_hash_": library_hash(nb),
+            "notebook_hash": source_hash(nb, scale),
+            "commit": git_commit(ROOT),
+        }
         print(f"{path.name}: running at the {scale} scale ...", flush=True)
         started = time.perf_counter()
         with tempfile.TemporaryDirectory() as tmp:
