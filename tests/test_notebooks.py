@@ -62,9 +62,15 @@ def test_getting_started_claims(smoke_runs: dict[str, dict]) -> None:
 
 def test_permutations_claims(smoke_runs: dict[str, dict]) -> None:
     r = smoke_runs["01_permutations"]
-    assert r["barrier_activations"] < r["barrier_naive"], "activation matching should lower the barrier"
-    assert r["barrier_weights"] < r["barrier_naive"], "weight matching should lower the barrier"
-    assert r["init_midpoint_permuted"] > r["init_midpoint_naive"], "permuted inits should average better than naive ones"
+    assert r["barrier_activations"] < r["barrier_naive"], "activation matching lowers the barrier"
+    assert r["barrier_weights"] < r["barrier_naive"], "weight matching lowers the barrier"
+    assert r["init_midpoint_permuted"] > r["init_midpoint_naive"], "permuted inits beat naive ones"
+    claims = {k.removeprefix("claim."): v for k, v in r.items() if k.startswith("claim.")}
+    assert len(claims) == 7 and all(len(v) >= 3 for v in claims.values()), "claims on >= 3 pairs"
+    assert min(claims["matching_lowers_barrier"]) > 0, "matching lowers the barrier of every pair"
+    assert max(claims["mlp_barrier_small"]) < 1, "matched barrier below the naive one, every pair"
+    assert min(claims["init_above_chance"]) > 0, "permuted averaged inits above chance, every pair"
+    assert sorted(map(int, r["init_by_update"])) == [0, 10, 60], "snapshots by update count"
 
 
 def test_neuron_descent_claims(smoke_runs: dict[str, dict]) -> None:

@@ -1,4 +1,6 @@
-"""nnstudies.permutations against independent references: exact recovery, function preservation, closed forms."""
+"""nnstudies.permutations against independent references: exact recovery, function preservation,
+closed forms.
+"""
 
 from __future__ import annotations
 
@@ -46,7 +48,9 @@ def test_permute_preserves_function_and_input(kind: str) -> None:
     shuffled = permute(model, random_permutations(model, torch.Generator().manual_seed(2)))
     assert max_output_difference(model, shuffled, x) < 1e-5
     assert not _equal_state(model, shuffled)
-    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), "input model must be untouched"
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items()), (
+        "input model must be untouched"
+    )
 
 
 def _explicit_permute(model: MLP, perms: list[torch.Tensor]) -> MLP:
@@ -81,7 +85,9 @@ def test_matching_recovers_a_shuffled_copy_exactly(kind: str, method: str) -> No
     if method == "weights":
         perms = match_weights(model, shuffled, seed=1)
     else:
-        perms = match_activations(model, shuffled, x, similarity="pearson" if method.endswith("pearson") else "cosine")
+        perms = match_activations(
+            model, shuffled, x, similarity="pearson" if method.endswith("pearson") else "cosine"
+        )
     assert _equal_state(permute(shuffled, perms), model)
 
 
@@ -100,7 +106,9 @@ def test_similarity_against_numpy_reference() -> None:
 
 
 def test_weight_matching_maximises_objective_on_small_layer() -> None:
-    """With one hidden layer, weight matching is a single assignment: compare with brute force over all 5! perms."""
+    """With one hidden layer, weight matching is a single assignment: compare with brute force over
+    all 5! perms.
+    """
     import itertools
 
     torch.manual_seed(8)
@@ -145,12 +153,15 @@ def test_barrier_closed_form() -> None:
 
 
 def test_repair_sets_the_interpolated_statistics() -> None:
-    """After REPAIR, each hidden unit's pre-activation mean and std equal the interpolated endpoint statistics."""
+    """After REPAIR, each hidden unit's pre-activation mean and std equal the interpolated endpoint
+    statistics.
+    """
     torch.manual_seed(11)
     a, b = MLP(10, [16, 12], 3, bias=False), MLP(10, [16, 12], 3, bias=False)
     x = torch.randn(2000, 10)
     alpha = 0.3
     fixed = repair(a, b, alpha, x)
+    assert isinstance(fixed, MLP)
 
     def preacts(model: MLP) -> list[torch.Tensor]:
         out, h = [], x
@@ -161,7 +172,9 @@ def test_repair_sets_the_interpolated_statistics() -> None:
         return out
 
     for za, zb, zm in zip(preacts(a), preacts(b), preacts(fixed)):
-        torch.testing.assert_close(zm.mean(0), (1 - alpha) * za.mean(0) + alpha * zb.mean(0), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(
+            zm.mean(0), (1 - alpha) * za.mean(0) + alpha * zb.mean(0), atol=1e-4, rtol=1e-4
+        )
         target_std = (1 - alpha) * za.std(0, unbiased=False) + alpha * zb.std(0, unbiased=False)
         torch.testing.assert_close(zm.std(0, unbiased=False), target_std, atol=1e-4, rtol=1e-4)
     assert all(layer.bias is None for layer in a.linears), "inputs untouched"
@@ -177,7 +190,74 @@ def test_bad_inputs_are_clear_errors() -> None:
         permute(a, [torch.tensor([0, 0, 1, 2, 3, 4, 5, 6])])
     with pytest.raises(ValueError, match="one per hidden layer"):
         permute(a, [])
-    with pytest.raises(ValueError, match="support"):
+    with pytest.raises(TypeError, match="support"):
         match_weights(nn.Sequential(nn.Linear(5, 3)), nn.Sequential(nn.Linear(5, 3)))
     with pytest.raises(ValueError, match="similarity"):
         match_activations(a, a, torch.randn(4, 5), similarity="euclid")
+
+
+# ----------------------------------------------------------------------------- the chapter's module
+
+
+def test_every_scale_has_a_typed_preset() -> None:
+    from nnstudies.chapters import permutations as ch
+    from nnstudies.scales import SCALES
+
+    for scale in SCALES:
+        p = ch.preset(scale)
+        assert isinstance(p, ch.Preset) and p.pairs >= 3 and p.conv.pairs >= 3
+        assert p.match_at[0] == 0 and all(u <= p.mlp.training.steps for u in p.match_at)
+    paper = ch.PRESETS[
+        "paper"
+    ].mlp  # the paper's MLP: 784-1000-10, no biases, AdamW 1e-3, 500 updates
+    assert (paper.dataset, paper.network.widths, paper.network.bias) == (
+        "fashion_mnist",
+        (1000,),
+        False,
+    )
+    assert (paper.training.optimizer, paper.training.lr, paper.training.steps) == (
+        "adamw",
+        1e-3,
+        500,
+    )
+    assert ch.PRESETS["full"].mlp == paper and ch.PRESETS["full"].conv.small.network.kind == "cnn"
+
+
+def test_snapshots_are_taken_by_update_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Snapshots after 0, 3 and 7 updates of a 7-update run, whatever the epoch length (25 here)."""
+    from nnstudies.chapters import permutations as ch
+
+    monkeypatch.delenv("NNSTUDIES_DRY_RUN", raising=False)
+    setup = ch.Setup(
+        "mnist1d", ch.Network("mlp", (16,)), ch.Training("sgd", 0.05, 7, 40), 1000, 100
+    )
+    trained = ch.train_network(setup, seed=3, snapshot_at=(3, 50))  # 50 > 7 updates: ignored
+    assert sorted(trained.snapshots) == [0, 3, 7] and trained.history.step[-1] == 7
+    torch.manual_seed(3)
+    fresh = setup.network.build(ch.load_data(setup))
+    assert _equal_state(trained.init, fresh), "snapshot 0 is the initialisation"
+    assert _equal_state(trained.snapshots[7], trained.model), (
+        "the last snapshot is the trained model"
+    )
+    assert not _equal_state(trained.snapshots[3], trained.model)
+
+
+def test_claim_values_judge_per_pair() -> None:
+    from nnstudies.chapters import permutations as ch
+
+    def pair(naive: float, matched: float) -> ch.PairResult:
+        curve = lambda top: Curve([0.0, 0.5, 1.0], [1.0, 1.0 + top, 1.0], [0.8, 0.5, 0.8])
+        curves = {"naive": curve(naive), "activations": curve(matched), "repair": curve(matched)}
+        init = {"naive": 0.1, "activations": 0.2, "weights": 0.15}
+        return ch.PairResult({"test": curves, "train": curves}, init, (0.1, 0.1))
+
+    conv = ch.LearningRateStudy({}, {"small": [pair(2.0, 1.0)] * 3, "large": [pair(2.0, 0.1)] * 3})
+    values = ch.claim_values([pair(1.0, 0.1), pair(2.0, 0.2), pair(1.0, 0.05)], conv, chance=0.1)
+    assert values["matching_lowers_barrier"] == pytest.approx([0.9, 1.8, 0.95])
+    assert values["mlp_barrier_small"] == pytest.approx([0.1, 0.1, 0.05])
+    assert values["cnn_larger_barrier_at_large_lr"] == pytest.approx([-1.0] * 3)
+    verdicts = {c.key: c.judge(values[c.key]).verdict for c in ch.CLAIMS}
+    assert (
+        verdicts["cnn_larger_barrier_at_large_lr"] == "no"
+        and verdicts["mlp_barrier_small"] == "yes"
+    )

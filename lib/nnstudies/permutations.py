@@ -37,8 +37,9 @@ from .training import evaluate
 
 __all__ = [
     "Barrier",
-    "activation_similarity",
     "Curve",
+    "Layer",
+    "activation_similarity",
     "barrier",
     "hidden_activations",
     "interpolate",
@@ -49,19 +50,24 @@ __all__ = [
     "permute",
     "random_permutations",
     "repair",
+    "weight_similarity",
 ]
 
-_WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d)
+WeightLayer = nn.Linear | nn.Conv1d | nn.Conv2d
+ALPHAS: tuple[float, ...] = tuple(i / 10 for i in range(11))
+"""The interpolation points α = 0, 0.1, …, 1 (as the authors' code)."""
 
 
 # ----------------------------------------------------------------------------- structure
 
 
-def _layers(model: nn.Module) -> list[nn.Module]:
-    """The weight layers of a supported model, input to output; every one but the last feeds a ReLU."""
+def _layers(model: nn.Module) -> list[WeightLayer]:
+    """The weight layers of a supported model, input to output; all but the last feed a ReLU."""
     if not isinstance(model, (MLP, CNN)):
-        raise ValueError(f"permutations support nnstudies.models.MLP and CNN, got {type(model).__name__}")
-    return [m for m in model.modules() if isinstance(m, _WEIGHTED)]
+        raise TypeError(
+            f"permutations support nnstudies.models.MLP and CNN, got {type(model).__name__}"
+        )
+    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
 
 
 def _widths(model: nn.Module) -> list[int]:
@@ -72,27 +78,42 @@ def _check_same_architecture(a: nn.Module, b: nn.Module) -> None:
     la, lb = _layers(a), _layers(b)
     kinds_a, kinds_b = [type(m).__name__ for m in la], [type(m).__name__ for m in lb]
     if type(a) is not type(b) or kinds_a != kinds_b:
-        raise ValueError(f"different architectures: {type(a).__name__}{kinds_a} vs {type(b).__name__}{kinds_b}")
+        raise ValueError(
+            f"different architectures: {type(a).__name__}{kinds_a} vs {type(b).__name__}{kinds_b}"
+        )
     for i, (x, y) in enumerate(zip(la, lb)):
         if x.weight.shape != y.weight.shape or (x.bias is None) != (y.bias is None):
-            raise ValueError(f"layer {i} differs: weight {tuple(x.weight.shape)} vs {tuple(y.weight.shape)}, "
-                             f"bias {x.bias is not None} vs {y.bias is not None}")
+            raise ValueError(
+                f"layer {i} differs: weight {tuple(x.weight.shape)} vs {tuple(y.weight.shape)}, "
+                f"bias {x.bias is not None} vs {y.bias is not None}"
+            )
 
 
 def _check_perms(model: nn.Module, perms: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     widths = _widths(model)
     if len(perms) != len(widths):
-        raise ValueError(f"expected {len(widths)} permutations (one per hidden layer), got {len(perms)}")
+        raise ValueError(
+            f"expected {len(widths)} permutations (one per hidden layer), got {len(perms)}"
+        )
     checked = []
     for i, (p, n) in enumerate(zip(perms, widths)):
         p = torch.as_tensor(p)
-        if p.dtype not in (torch.int64, torch.int32) or p.shape != (n,) or not torch.equal(p.sort().values.cpu(), torch.arange(n)):
-            raise ValueError(f"permutation {i} is not a permutation of range({n}): shape {tuple(p.shape)}, dtype {p.dtype}")
+        if (
+            p.dtype not in (torch.int64, torch.int32)
+            or p.shape != (n,)
+            or not torch.equal(p.sort().values.cpu(), torch.arange(n))
+        ):
+            raise ValueError(
+                f"permutation {i} is not a permutation of range({n}): "
+                f"shape {tuple(p.shape)}, dtype {p.dtype}"
+            )
         checked.append(p.long())
     return checked
 
 
-def random_permutations(model: nn.Module, generator: torch.Generator | None = None) -> list[torch.Tensor]:
+def random_permutations(
+    model: nn.Module, generator: torch.Generator | None = None
+) -> list[torch.Tensor]:
     """One uniformly random permutation per hidden layer of ``model``."""
     return [torch.randperm(n, generator=generator) for n in _widths(model)]
 
@@ -101,7 +122,8 @@ def random_permutations(model: nn.Module, generator: torch.Generator | None = No
 
 
 def permute(model: nn.Module, perms: Sequence[torch.Tensor]) -> nn.Module:
-    """A copy of ``model`` with hidden layer ``l``'s units reordered so that new unit ``i`` is old unit ``perms[l][i]``.
+    """A copy of ``model`` with hidden layer ``l``'s units reordered so that new unit ``i`` is old
+    unit ``perms[l][i]``.
 
     The copy computes the same function; ``model`` is left untouched.
     """
@@ -134,21 +156,28 @@ def interpolate(model_a: nn.Module, model_b: nn.Module, alpha: float) -> nn.Modu
 
 
 def _units_last(x: torch.Tensor) -> torch.Tensor:
-    """(N, C) stays; (N, C, L) or (N, C, H, W) becomes (N·L or N·H·W, C): every position is a sample."""
+    """(N, C) stays; (N, C, L) or (N, C, H, W) becomes (N·L or N·H·W, C): every position is a
+    sample.
+    """
     return x if x.ndim == 2 else x.movedim(1, -1).reshape(-1, x.shape[1])
 
 
 def _record(model: nn.Module, inputs: torch.Tensor, *, pre: bool) -> list[torch.Tensor]:
-    """Hidden activations of one batch: post-ReLU (``pre=False``) or the weight layers' outputs (``pre=True``)."""
+    """Hidden activations of one batch: post-ReLU (``pre=False``) or the weight layers' outputs
+    (``pre=True``).
+    """
     layers = _layers(model)
+    watched: list[nn.Module]
     if pre:
-        watched = layers[:-1]
+        watched = list(layers[:-1])
     else:
         watched = [m for m in model.modules() if isinstance(m, nn.ReLU)]
         if len(watched) != len(layers) - 1:
             raise ValueError("expected one ReLU after each hidden weight layer")
     seen: list[torch.Tensor] = []
-    handles = [m.register_forward_hook(lambda _m, _i, out: seen.append(_units_last(out))) for m in watched]
+    handles = [
+        m.register_forward_hook(lambda _m, _i, out: seen.append(_units_last(out))) for m in watched
+    ]
     try:
         with torch.no_grad():
             model(inputs)
@@ -172,6 +201,41 @@ def _batches(inputs: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
     return [inputs[i : i + batch_size] for i in range(0, len(inputs), batch_size)]
 
 
+def _activation_sums(
+    model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor, batch_size: int
+) -> tuple[list[dict[str, torch.Tensor]], int]:
+    """Per hidden layer, Σ a bᵀ, Σ a, Σ b, Σ a², Σ b² over the samples of ``inputs`` (float64), and
+    the sample count.
+    """
+    device = next(model_a.parameters()).device
+    sums: list[dict[str, torch.Tensor]] = []
+    count = 0
+    for batch in _batches(inputs.to(device), batch_size):
+        acts_a, acts_b = hidden_activations(model_a, batch), hidden_activations(model_b, batch)
+        if not sums:
+            zeros = lambda *shape: torch.zeros(*shape, dtype=torch.float64, device=device)
+            sums = [
+                {
+                    "ab": zeros(a.shape[1], b.shape[1]),
+                    "a": zeros(a.shape[1]),
+                    "b": zeros(b.shape[1]),
+                    "aa": zeros(a.shape[1]),
+                    "bb": zeros(b.shape[1]),
+                }
+                for a, b in zip(acts_a, acts_b)
+            ]
+        for s, a, b in zip(sums, acts_a, acts_b):
+            s["ab"] += (a.T @ b).double()
+            s["a"] += a.sum(0).double()
+            s["b"] += b.sum(0).double()
+            s["aa"] += (a * a).sum(0).double()
+            s["bb"] += (b * b).sum(0).double()
+        count += acts_a[0].shape[0]
+    if not sums:
+        raise ValueError("inputs is empty")
+    return sums, count
+
+
 def activation_similarity(
     model_a: nn.Module,
     model_b: nn.Module,
@@ -180,42 +244,27 @@ def activation_similarity(
     similarity: str = "cosine",
     batch_size: int = 2048,
 ) -> list[torch.Tensor]:
-    """Per hidden layer, S[i, j]: the similarity of A's unit i and B's unit j over all samples of ``inputs``.
+    """Per hidden layer, S[i, j]: the similarity of A's unit i and B's unit j over all samples of
+    ``inputs``.
 
-    ``"cosine"``: of the raw post-ReLU activation vectors (as Benzing et al.);
-    ``"pearson"``: after subtracting each unit's mean (as REPAIR). Statistics are
-    accumulated over batches, so memory does not grow with the number of inputs.
+    ``"cosine"``: S = Âᵀ B̂ with each unit's post-ReLU activation vector scaled to unit
+    length (as Benzing et al.); ``"pearson"``: the same after subtracting each unit's
+    mean (as REPAIR). Sums are accumulated over batches, so memory does not grow with
+    the number of inputs.
     """
     if similarity not in ("cosine", "pearson"):
         raise ValueError(f"unknown similarity {similarity!r}; choose 'cosine' or 'pearson'")
     _check_same_architecture(model_a, model_b)
-    device = next(model_a.parameters()).device
-    stats: list[dict[str, torch.Tensor]] = []
-    count = 0
-    for batch in _batches(inputs.to(device), batch_size):
-        acts_a, acts_b = hidden_activations(model_a, batch), hidden_activations(model_b, batch)
-        if not stats:
-            stats = [{"ab": torch.zeros(a.shape[1], b.shape[1], dtype=torch.float64, device=device),
-                      **{k: torch.zeros(a.shape[1], dtype=torch.float64, device=device) for k in ("a", "b", "aa", "bb")}}
-                     for a, b in zip(acts_a, acts_b)]
-        for s, a, b in zip(stats, acts_a, acts_b):
-            s["ab"] += (a.T @ b).double()
-            s["a"] += a.sum(0).double()
-            s["b"] += b.sum(0).double()
-            s["aa"] += (a * a).sum(0).double()
-            s["bb"] += (b * b).sum(0).double()
-        count += acts_a[0].shape[0]
-    if not stats:
-        raise ValueError("inputs is empty")
+    sums, n = _activation_sums(model_a, model_b, inputs, batch_size)
     matrices = []
-    for s in stats:
+    for s in sums:
         if similarity == "cosine":
             sim = s["ab"] / torch.sqrt(s["aa"][:, None] * s["bb"][None, :]).clamp_min(1e-12)
         else:
-            mean_a, mean_b = s["a"] / count, s["b"] / count
-            cov = s["ab"] / count - mean_a[:, None] * mean_b[None, :]
-            std_a = (s["aa"] / count - mean_a**2).clamp_min(0).sqrt()
-            std_b = (s["bb"] / count - mean_b**2).clamp_min(0).sqrt()
+            mean_a, mean_b = s["a"] / n, s["b"] / n
+            cov = s["ab"] / n - mean_a[:, None] * mean_b[None, :]
+            std_a = (s["aa"] / n - mean_a**2).clamp_min(0).sqrt()
+            std_b = (s["bb"] / n - mean_b**2).clamp_min(0).sqrt()
             sim = cov / (std_a[:, None] * std_b[None, :]).clamp_min(1e-12)
         matrices.append(sim.cpu())
     return matrices
@@ -229,14 +278,17 @@ def match_activations(
     similarity: str = "cosine",
     batch_size: int = 2048,
 ) -> list[torch.Tensor]:
-    """Permutations aligning ``model_b``'s hidden units to ``model_a``'s by their activations on ``inputs``.
+    """Permutations aligning ``model_b``'s hidden units to ``model_a``'s by their activations on
+    ``inputs``.
 
     Per hidden layer, with S from :func:`activation_similarity`, the permutation p
     maximises Σ_i S[i, p[i]] (a linear assignment). Layers are matched
     independently, in one shot, from the unpermuted networks.
     """
     perms = []
-    for sim in activation_similarity(model_a, model_b, inputs, similarity=similarity, batch_size=batch_size):
+    for sim in activation_similarity(
+        model_a, model_b, inputs, similarity=similarity, batch_size=batch_size
+    ):
         _, cols = linear_sum_assignment(sim.numpy(), maximize=True)
         perms.append(torch.as_tensor(cols, dtype=torch.long))
     return perms
@@ -255,43 +307,72 @@ def _cols(w: torch.Tensor) -> torch.Tensor:
     return w.transpose(0, 1).reshape(w.shape[1], -1)
 
 
-def match_weights(model_a: nn.Module, model_b: nn.Module, *, max_sweeps: int = 100, seed: int = 0) -> list[torch.Tensor]:
-    """Permutations aligning ``model_b`` to ``model_a`` by weight matching (Git Re-Basin).
+Layer = tuple[torch.Tensor, "torch.Tensor | None"]
+"""A weight layer as (weight, bias or None)."""
 
-    Coordinate descent: visit the hidden layers in a random order (from ``seed``);
-    for layer l, holding the other permutations fixed, solve the linear assignment
-    that maximises ⟨W_A^l, P W_B^l P_{l−1}ᵀ⟩ + ⟨W_A^{l+1}, P_{l+1} W_B^{l+1} Pᵀ⟩
-    (+ ⟨b_A^l, P b_B^l⟩); repeat until a sweep changes nothing or ``max_sweeps``.
-    A permutation is only replaced by one that strictly raises the objective, so
-    the descent cannot cycle.
+
+def weight_similarity(
+    layer: int, a: Sequence[Layer], b: Sequence[Layer], perms: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """C[i, j]: how well B's unit j fits A's unit i in hidden ``layer``, the other layers'
+    permutations held fixed.
+
+    C = W_A^l (W_B^l P_{l−1}ᵀ)ᵀ + b_A^l b_B^lᵀ + (W_A^{l+1})ᵀ P_{l+1} W_B^{l+1}: the weights
+    into the unit (B's columns permuted by the layer below), its bias, and the weights
+    out of it (B's rows permuted by the layer above). ``a``, ``b``: (weight, bias) per layer.
+    """
+    (wa_in, ba_in), (wa_out, _) = a[layer], a[layer + 1]
+    (wb_in, bb_in), (wb_out, _) = b[layer], b[layer + 1]
+    if layer > 0:
+        wb_in = wb_in[:, perms[layer - 1]]
+    if layer + 1 < len(perms):
+        wb_out = wb_out[perms[layer + 1]]
+    sim = _rows(wa_in) @ _rows(wb_in).T + _cols(wa_out) @ _cols(wb_out).T
+    if ba_in is not None and bb_in is not None:
+        sim += torch.outer(ba_in, bb_in)
+    return sim
+
+
+def _weights(model: nn.Module) -> list[Layer]:
+    """Each weight layer's (weight, bias or None), float64 on the CPU."""
+    return [
+        (
+            m.weight.detach().double().cpu(),
+            None if m.bias is None else m.bias.detach().double().cpu(),
+        )
+        for m in _layers(model)
+    ]
+
+
+def match_weights(
+    model_a: nn.Module, model_b: nn.Module, *, max_sweeps: int = 100, seed: int = 0
+) -> list[torch.Tensor]:
+    """Permutations aligning ``model_b`` to ``model_a`` by weight matching (Git Re-Basin, Ainsworth
+    et al.).
+
+    Maximises Σ_l ⟨W_A^l, P_l W_B^l P_{l−1}ᵀ⟩ (+ ⟨b_A^l, P_l b_B^l⟩) by coordinate descent:
+    visit the hidden layers in a random order (from ``seed``); for layer l, holding the
+    other permutations fixed, solve the linear assignment on :func:`weight_similarity`;
+    repeat until a sweep changes nothing or ``max_sweeps``. A permutation is replaced
+    only by one that strictly raises the objective, so the descent cannot cycle.
     """
     if max_sweeps < 1:
         raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}")
     _check_same_architecture(model_a, model_b)
-    la, lb = _layers(model_a), _layers(model_b)
-    wa = [m.weight.detach().double().cpu() for m in la]
-    wb = [m.weight.detach().double().cpu() for m in lb]
-    ba = [None if m.bias is None else m.bias.detach().double().cpu() for m in la]
-    bb = [None if m.bias is None else m.bias.detach().double().cpu() for m in lb]
-    n_hidden = len(la) - 1
-    perms = [torch.arange(w.shape[0]) for w in wa[:-1]]
+    wa, wb = _weights(model_a), _weights(model_b)
+    perms = [torch.arange(n) for n in _widths(model_a)]
     rng = np.random.default_rng(seed)
     for _ in range(max_sweeps):
         changed = False
-        for layer in rng.permutation(n_hidden):
-            w_in = wb[layer] if layer == 0 else wb[layer][:, perms[layer - 1]]
-            sim = _rows(wa[layer]) @ _rows(w_in).T
-            if ba[layer] is not None:
-                sim += torch.outer(ba[layer], bb[layer])  # type: ignore[arg-type]
-            w_out = wb[layer + 1] if layer + 1 == n_hidden else wb[layer + 1][perms[layer + 1]]
-            sim += _cols(wa[layer + 1]) @ _cols(w_out).T
-            _, cols = linear_sum_assignment(sim.numpy(), maximize=True)
-            new = torch.as_tensor(cols, dtype=torch.long)
+        for layer in rng.permutation(len(perms)):
+            sim = weight_similarity(layer, wa, wb, perms)
+            new = torch.as_tensor(
+                linear_sum_assignment(sim.numpy(), maximize=True)[1], dtype=torch.long
+            )
             rows = torch.arange(len(new))
             gain = sim[rows, new].sum() - sim[rows, perms[layer]].sum()
             if gain > 1e-12 * sim.abs().sum().clamp_min(1.0):
-                perms[layer] = new
-                changed = True
+                perms[layer], changed = new, True
         if not changed:
             break
     return perms
@@ -316,13 +397,17 @@ class Curve:
 
 @dataclass(frozen=True)
 class Barrier:
-    """Height of the bump over the straight line between the endpoints, on loss and on error (1 − accuracy)."""
+    """Height of the bump over the straight line between the endpoints, on loss and on error (1 −
+    accuracy).
+    """
 
     loss: float
     error: float
 
 
-def _xy(data: Dataset | tuple[torch.Tensor, torch.Tensor], split: str) -> tuple[torch.Tensor, torch.Tensor]:
+def _xy(
+    data: Dataset | tuple[torch.Tensor, torch.Tensor], split: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     if isinstance(data, Dataset):
         if split not in ("train", "test"):
             raise ValueError(f"split must be 'train' or 'test', got {split!r}")
@@ -337,11 +422,13 @@ def interpolation_curve(
     model_a: nn.Module,
     model_b: nn.Module,
     data: Dataset | tuple[torch.Tensor, torch.Tensor],
-    alphas: Sequence[float] = tuple(i / 10 for i in range(11)),
+    alphas: Sequence[float] = ALPHAS,
     *,
     split: str = "test",
 ) -> Curve:
-    """Mean cross-entropy and accuracy of the interpolated model at each α, on ``data`` (a Dataset's test split by default)."""
+    """Mean cross-entropy and accuracy of the interpolated model at each α, on ``data`` (a Dataset's
+    test split by default).
+    """
     x, y = _xy(data, split)
     device = next(model_a.parameters()).device
     x, y = x.to(device), y.to(device)
@@ -354,7 +441,9 @@ def interpolation_curve(
 
 
 def barrier(curve: Curve) -> Barrier:
-    """max_α [L(θ(α)) − ((1−α)·L(θ_A) + α·L(θ_B))], on loss and on error; needs α = 0 and α = 1 on the curve."""
+    """max_α [L(θ(α)) − ((1−α)·L(θ_A) + α·L(θ_B))], on loss and on error; needs α = 0 and α = 1 on
+    the curve.
+    """
     if not curve.alphas or min(curve.alphas) != 0.0 or max(curve.alphas) != 1.0:
         raise ValueError("the curve must include alpha = 0 and alpha = 1 (the endpoints)")
     a = np.asarray(curve.alphas)
@@ -370,8 +459,12 @@ def barrier(curve: Curve) -> Barrier:
 # ----------------------------------------------------------------------------- REPAIR
 
 
-def _preactivation_stats(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2048) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Per hidden layer, the mean and standard deviation of each unit's pre-activation over ``inputs``."""
+def _preactivation_stats(
+    model: nn.Module, inputs: torch.Tensor, batch_size: int = 2048
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per hidden layer, the mean and standard deviation of each unit's pre-activation over
+    ``inputs``.
+    """
     was = model.training
     model.eval()
     sums: list[list[torch.Tensor]] = []
@@ -380,10 +473,16 @@ def _preactivation_stats(model: nn.Module, inputs: torch.Tensor, batch_size: int
         for batch in _batches(inputs, batch_size):
             acts = _record(model, batch, pre=True)
             if not sums:
-                sums = [[torch.zeros(a.shape[1], dtype=torch.float64, device=a.device) for _ in range(2)] for a in acts]
+                sums = [
+                    [
+                        torch.zeros(a.shape[1], dtype=torch.float64, device=a.device)
+                        for _ in range(2)
+                    ]
+                    for a in acts
+                ]
             for s, a in zip(sums, acts):
                 s[0] += a.sum(0).double()
-                s[1] += (a.double() ** 2).sum(0)
+                s[1] += a.square().sum(0).double()
             count += acts[0].shape[0]
     finally:
         model.train(was)
@@ -397,8 +496,14 @@ def _preactivation_stats(model: nn.Module, inputs: torch.Tensor, batch_size: int
 def _with_hidden_biases(model: nn.Module) -> nn.Module:
     """The model with a (zero) bias added to every hidden weight layer that has none."""
     for layer in _layers(model)[:-1]:
-        if layer.bias is None:  # registered as None by the layer, so assigning a Parameter registers it
-            layer.bias = nn.Parameter(torch.zeros(layer.weight.shape[0], device=layer.weight.device, dtype=layer.weight.dtype))
+        if (
+            layer.bias is None
+        ):  # registered as None by the layer, so assigning a Parameter registers it
+            layer.bias = nn.Parameter(
+                torch.zeros(
+                    layer.weight.shape[0], device=layer.weight.device, dtype=layer.weight.dtype
+                )
+            )
     return model
 
 
@@ -422,9 +527,12 @@ def repair(model_a: nn.Module, model_b: nn.Module, alpha: float, inputs: torch.T
         target_mean = (1 - alpha) * stats_a[l][0] + alpha * stats_b[l][0]
         target_std = (1 - alpha) * stats_a[l][1] + alpha * stats_b[l][1]
         scale = (target_std / std.clamp_min(1e-8)).to(layer.weight.dtype)
+        assert layer.bias is not None  # added by _with_hidden_biases
         with torch.no_grad():
             layer.weight.mul_(scale.reshape(-1, *[1] * (layer.weight.ndim - 1)))
-            layer.bias.copy_((layer.bias - mean.to(layer.bias.dtype)) * scale + target_mean.to(layer.bias.dtype))
+            layer.bias.copy_(
+                (layer.bias - mean.to(layer.bias.dtype)) * scale + target_mean.to(layer.bias.dtype)
+            )
     return model
 
 
@@ -432,4 +540,3 @@ def max_output_difference(model_a: nn.Module, model_b: nn.Module, inputs: torch.
     """max |f_A(x) − f_B(x)| over ``inputs`` (both in evaluation mode)."""
     with torch.no_grad():
         return (model_a.eval()(inputs) - model_b.eval()(inputs)).abs().max().item()
-
