@@ -101,10 +101,14 @@ def test_rtrl_claims(smoke_runs: dict[str, dict]) -> None:
     assert var["KF-RTRL"] < var["UORO"], "Kronecker-factored estimates should be less noisy than UORO"
     assert seq["OK (r=1)"] < seq["KF-RTRL"]
     claims = {k.removeprefix("claim."): v for k, v in r.items() if k.startswith("claim.")}
-    for key in ("horizon", "noise", "optimal_kf", "copy", "characters", "characters_learn"):
+    for key in ("horizon", "noise", "optimal_kf", "copy", "characters_learn"):
         assert len(claims[key]) >= 3, f"claim {key} is judged on at least 3 seeds"
     assert min(claims["noise"]) > 1, "OK at the largest rank: orders of magnitude less noise"
-    assert sum(claims["optimal_kf"]) > 0
+    shares = claims["optimal_kf"]
+    assert sum(shares) / len(shares) > 0.5, "OK(1) below KF-RTRL at most steps"
+    assert max(claims["characters_learn"]) < 0 and claims["characters"] == [], (
+        "at smoke the character models learn nothing: OK against TBPTT is not judged"
+    )
     assert claims["cost_ratio"] == [] and claims["cost_exponent"] == [], (
         "timing claims are judged on the stored full benchmark only, never on a live run"
     )

@@ -71,6 +71,7 @@ __all__ = [
     "build_model",
     "char_run",
     "char_study",
+    "characters_learned",
     "claim_values",
     "copied_bit_loss",
     "copy_run",
@@ -85,6 +86,7 @@ __all__ = [
     "length_profile",
     "measure_step",
     "online_step",
+    "optimal_kf_shares",
     "plot_char",
     "plot_cost",
     "plot_curriculum",
@@ -1578,9 +1580,10 @@ CLAIMS = (
         "optimal_kf",
         "OK(1), the optimal KF-RTRL, is less noisy than KF-RTRL",
         paper="OK(1) has the least variance of all rank-one Kronecker approximations",
-        quantity="log₁₀ (relative variance of KF-RTRL / of OK(1)), per seed",
-        rule=Rule.above(0.0),
-        fmt=".3f",
+        quantity="share of the steps at which OK(1)'s relative variance is below KF-RTRL's "
+        "(steps where both are exact left out), per seed",
+        rule=Rule.above(0.5, margin=0.25),
+        fmt=".2f",
     ),
     Claim(
         "copy",
@@ -1637,16 +1640,16 @@ def claim_values(
     characters: CharStudy,
     cost: CostStudy,
 ) -> dict[str, list[float]]:
-    """Per-seed (or per-repeat) values of each of :data:`CLAIMS`. The timing claims only where the
-    run is judged."""
-    kf, uoro, ok1, ok_top = (
+    """Per-seed (or per-repeat) values of each of :data:`CLAIMS`.
+
+    The timing claims get values only where the run is a judged benchmark (``cost.judged``), and
+    the comparison of OK with TBPTT on characters only where the models have learned beyond the
+    previous character (the ``characters_learn`` claim's verdict is yes): between models that
+    have barely learned it would test early training speed, not the paper's claim.
+    """
+    kf, uoro, ok_top = (
         variance.mean(spec)
-        for spec in (
-            Spec("kf"),
-            Spec("uoro"),
-            Spec("ok", rank=1),
-            Spec("ok", rank=max(variance.ranks)),
-        )
+        for spec in (Spec("kf"), Spec("uoro"), Spec("ok", rank=max(variance.ranks)))
     )
     ok_T, tbptt_T = curriculum.lengths(curriculum.ok), curriculum.lengths(curriculum.tbptt)
     ok_bpc, tbptt_bpc = characters.final(characters.ok), characters.final(characters.tbptt)
@@ -1658,14 +1661,31 @@ def claim_values(
             )
         ],
         "noise": [math.log10(min(k, u) / max(o, 1e-30)) for k, u, o in zip(kf, uoro, ok_top)],
-        "optimal_kf": [math.log10(k / max(o, 1e-30)) for k, o in zip(kf, ok1)],
+        "optimal_kf": optimal_kf_shares(variance),
         "copy": [float(a - b) for a, b in zip(ok_T, tbptt_T)],
-        "characters": [a - b for a, b in zip(ok_bpc, tbptt_bpc)],
         "characters_learn": [characters.bigram - a for a in ok_bpc],
     }
+    if characters_learned(values["characters_learn"]):
+        values["characters"] = [a - b for a, b in zip(ok_bpc, tbptt_bpc)]
     if cost.judged:
         values["cost_ratio"] = cost.ratios()
         values["cost_exponent"] = [
             e - o for e, o in zip(cost.exponents(cost.exact), cost.exponents(cost.ok))
         ]
     return values
+
+
+def optimal_kf_shares(variance: VarianceStudy, *, exact_below: float = 1e-6) -> list[float]:
+    """Per seed, the share of the steps at which OK(1)'s relative variance is below KF-RTRL's,
+    leaving out the steps where both are exact (below ``exact_below``)."""
+    shares = []
+    for kf, ok in zip(variance.per_step[Spec("kf")], variance.per_step[Spec("ok", rank=1)]):
+        pairs = [(a, b) for a, b in zip(kf, ok) if max(a, b) > exact_below]
+        shares.append(sum(b < a for a, b in pairs) / len(pairs) if pairs else 0.5)
+    return shares
+
+
+def characters_learned(values: Sequence[float]) -> bool:
+    """True when the ``characters_learn`` claim's verdict on ``values`` is yes."""
+    rule = next(claim.rule for claim in CLAIMS if claim.key == "characters_learn")
+    return rule.judge(values) == "yes"
