@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 
@@ -52,7 +53,11 @@ def loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str) ->
                 for t, g in zip(total, grads):
                     t.add_(g.square() if kind == "fisher" else g.abs(), alpha=float(probs[label]))
         else:
-            scalar = logits.log_softmax(-1)[y[n]] if kind == "empirical" else logits.softmax(-1).square().sum()
+            scalar = (
+                logits.log_softmax(-1)[y[n]]
+                if kind == "empirical"
+                else logits.softmax(-1).square().sum()
+            )
             grads = torch.autograd.grad(scalar, params)
             for t, g in zip(total, grads):
                 t.add_(g.square() if kind == "empirical" else g.abs())
@@ -60,11 +65,20 @@ def loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str) ->
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--examples", type=int, default=1000)
     parser.add_argument("--hidden", type=int, nargs="+", default=[2000, 2000])
-    parser.add_argument("--loop-examples", type=int, default=100, help="examples the loop is timed on (scaled up)")
-    parser.add_argument("--vmap-examples", type=int, default=100, help="examples the generic engine is timed on (scaled up)")
+    parser.add_argument(
+        "--loop-examples", type=int, default=100, help="examples the loop is timed on (scaled up)"
+    )
+    parser.add_argument(
+        "--vmap-examples",
+        type=int,
+        default=100,
+        help="examples the generic engine is timed on (scaled up)",
+    )
     args = parser.parse_args()
     device = get_device()
     torch.manual_seed(0)
@@ -72,12 +86,19 @@ def main() -> None:
     x = torch.randn(args.examples, 784, device=device)
     y = torch.randint(0, 10, (args.examples,), device=device)
     n_params = sum(p.numel() for p in model.parameters())
-    print(f"device {device}, {torch.get_num_threads()} threads; MLP 784-{'-'.join(map(str, args.hidden))}-10 "
-          f"({n_params / 1e6:.1f}M parameters); {args.examples} examples")
-    print(f"loop timed on {args.loop_examples} and generic vmap on {args.vmap_examples} examples, both scaled to {args.examples}")
+    print(
+        f"device {device}, {torch.get_num_threads()} threads; MLP 784-{'-'.join(map(str, args.hidden))}-10 "
+        f"({n_params / 1e6:.1f}M parameters); {args.examples} examples"
+    )
+    print(
+        f"loop timed on {args.loop_examples} and generic vmap on {args.vmap_examples} examples, both scaled to {args.examples}"
+    )
     measures = {
         "Fisher (exact)": ("fisher", lambda xs, ys, e: cl.fisher(model, xs, engine=e)),
-        "Fisher (empirical)": ("empirical", lambda xs, ys, e: cl.fisher(model, xs, kind="empirical", targets=ys, engine=e)),
+        "Fisher (empirical)": (
+            "empirical",
+            lambda xs, ys, e: cl.fisher(model, xs, kind="empirical", targets=ys, engine=e),
+        ),
         "AF": ("absolute", lambda xs, ys, e: cl.absolute_fisher(model, xs, engine=e)),
         "MAS": ("mas", lambda xs, ys, e: cl.mas(model, xs, engine=e)),
     }
@@ -88,15 +109,19 @@ def main() -> None:
     scale_vmap = args.examples / args.vmap_examples
     for name, (kind, fn) in measures.items():
         fn(x[:8], y[:8], "linear")  # warm up
-        t_lib = timed(lambda: fn(x, y, "linear"))
+        t_lib = timed(partial(fn, x, y, "linear"))
         xs, ys = x[: args.vmap_examples], y[: args.vmap_examples]
-        t_vmap = timed(lambda: fn(xs, ys, "vmap")) * scale_vmap
+        t_vmap = timed(partial(fn, xs, ys, "vmap")) * scale_vmap
         xl, yl = x[: args.loop_examples], y[: args.loop_examples]
-        t_loop = timed(lambda: loop(model, xl, yl, kind)) * scale_loop
+        t_loop = timed(partial(loop, model, xl, yl, kind)) * scale_loop
         ref, got = loop(model, xl, yl, kind), fn(xl, yl, "linear")
-        diff = max(((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(got, ref))
-        print(f"{name:<20} {t_lib:>12.2f} {t_vmap:>17.2f} {t_loop:>10.2f} {t_loop / t_lib:>8.1f}× {t_loop / t_vmap:>13.1f}× {diff:>14.1e}",
-              flush=True)
+        diff = max(
+            ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(got, ref)
+        )
+        print(
+            f"{name:<20} {t_lib:>12.2f} {t_vmap:>17.2f} {t_loop:>10.2f} {t_loop / t_lib:>8.1f}× {t_loop / t_vmap:>13.1f}× {diff:>14.1e}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -8,8 +8,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nnstudies import MLP, CNN, Dataset
+from nnstudies import CNN, MLP, Dataset
 from nnstudies import continual as cl
+from nnstudies.tasks import continual as tasks_cl
+from nnstudies.training import minibatches
 
 torch.manual_seed(0)
 
@@ -25,11 +27,18 @@ def _tiny() -> tuple[MLP, torch.Tensor, torch.Tensor]:
 
 
 def _example_grad(model: torch.nn.Module, scalar: torch.Tensor) -> list[torch.Tensor]:
-    return [g.detach() for g in torch.autograd.grad(scalar, list(model.parameters()), retain_graph=True)]
+    return [
+        g.detach() for g in torch.autograd.grad(scalar, list(model.parameters()), retain_graph=True)
+    ]
 
 
-def _loop(model: torch.nn.Module, x: torch.Tensor, kind: str, y: torch.Tensor | None = None,
-          classes: list[int] | None = None) -> list[torch.Tensor]:
+def _loop(
+    model: torch.nn.Module,
+    x: torch.Tensor,
+    kind: str,
+    y: torch.Tensor | None = None,
+    classes: list[int] | None = None,
+) -> list[torch.Tensor]:
     """The reference: one example at a time, one label at a time, explicit sums."""
     total = [torch.zeros_like(p) for p in model.parameters()]
     for n in range(len(x)):
@@ -66,12 +75,26 @@ def _close(a: list[torch.Tensor], b: list[torch.Tensor], tol: float = 1e-10) -> 
 def test_importances_equal_per_example_loop(engine: str, classes: list[int] | None) -> None:
     model, x, y = _tiny()
     yc = y % 2 if classes else y
-    _close(cl.fisher(model, x, engine=engine, classes=classes), _loop(model, x, "fisher", classes=classes))
-    _close(cl.fisher(model, x, kind="empirical", targets=yc, engine=engine, classes=classes),
-           _loop(model, x, "empirical", yc, classes=classes))
-    _close(cl.absolute_fisher(model, x, engine=engine, classes=classes), _loop(model, x, "absolute", classes=classes))
-    _close(cl.mas(model, x, engine=engine, classes=classes), _loop(model, x, "mas_probs", classes=classes))
-    _close(cl.mas(model, x, on="logits", engine=engine, classes=classes), _loop(model, x, "mas_logits", classes=classes))
+    _close(
+        cl.fisher(model, x, engine=engine, classes=classes),
+        _loop(model, x, "fisher", classes=classes),
+    )
+    _close(
+        cl.fisher(model, x, kind="empirical", targets=yc, engine=engine, classes=classes),
+        _loop(model, x, "empirical", yc, classes=classes),
+    )
+    _close(
+        cl.absolute_fisher(model, x, engine=engine, classes=classes),
+        _loop(model, x, "absolute", classes=classes),
+    )
+    _close(
+        cl.mas(model, x, engine=engine, classes=classes),
+        _loop(model, x, "mas_probs", classes=classes),
+    )
+    _close(
+        cl.mas(model, x, on="logits", engine=engine, classes=classes),
+        _loop(model, x, "mas_logits", classes=classes),
+    )
 
 
 def test_cnn_uses_vmap_engine_and_matches_loop() -> None:
@@ -237,9 +260,14 @@ def test_penalty_value_and_gradient() -> None:
     more = [torch.rand_like(p) for p in model.parameters()]
     anchor = [torch.randn_like(p) for p in model.parameters()]
     c = 0.7
-    penalty = cl.QuadraticPenalty(omega, [torch.randn_like(p) for p in model.parameters()], c).add_task(more, anchor)
+    penalty = cl.QuadraticPenalty(
+        omega, [torch.randn_like(p) for p in model.parameters()], c
+    ).add_task(more, anchor)
     value = penalty(model)
-    expected = c * sum(((o + m) * (p - a) ** 2).sum() for o, m, p, a in zip(omega, more, model.parameters(), anchor))
+    expected = c * sum(
+        ((o + m) * (p - a) ** 2).sum()
+        for o, m, p, a in zip(omega, more, model.parameters(), anchor)
+    )
     assert torch.allclose(value, expected)
     grads = torch.autograd.grad(value, list(model.parameters()))
     for g, o, m, p, a in zip(grads, omega, more, model.parameters(), anchor):
@@ -288,58 +316,192 @@ def test_bad_inputs() -> None:
 
 def _data(n: int = 60, d: int = 8, classes: int = 4) -> Dataset:
     g = torch.Generator().manual_seed(0)
-    return Dataset("toy", torch.randn(n, d, generator=g), torch.arange(n) % classes,
-                   torch.randn(n // 2, d, generator=g), torch.arange(n // 2) % classes, classes)
+    return Dataset(
+        "toy",
+        torch.randn(n, d, generator=g),
+        torch.arange(n) % classes,
+        torch.randn(n // 2, d, generator=g),
+        torch.arange(n // 2) % classes,
+        classes,
+    )
 
 
 def test_permuted_tasks_are_permutations() -> None:
     data = _data()
-    tasks = cl.permuted_tasks(data, 3, seed=1, validation=0.25)
+    tasks = tasks_cl.permuted_tasks(data, 3, seed=1, validation=0.25)
     assert len(tasks) == 3 and all(t.classes is None for t in tasks)
     for t in tasks:
         assert len(t.y_val) == 15 and len(t.y_train) == 45
         # every task's test inputs are the originals with columns reordered by one permutation
-        cols = [int((data.x_test == t.x_test[:, [j]]).all(0).nonzero()[0]) for j in range(data.x_test.shape[1])]
+        cols = [
+            int((data.x_test == t.x_test[:, [j]]).all(0).nonzero()[0])
+            for j in range(data.x_test.shape[1])
+        ]
         assert sorted(cols) == list(range(data.x_test.shape[1]))
         assert torch.equal(t.x_test, data.x_test[:, cols]) and torch.equal(t.y_test, data.y_test)
     assert not torch.equal(tasks[0].x_test, tasks[1].x_test)
-    again = cl.permuted_tasks(data, 3, seed=1, validation=0.25)
+    again = tasks_cl.permuted_tasks(data, 3, seed=1, validation=0.25)
     assert all(torch.equal(a.x_train, b.x_train) for a, b in zip(tasks, again))
     with pytest.raises(ValueError):
-        cl.permuted_tasks(data, 0, seed=1)
+        tasks_cl.permuted_tasks(data, 0, seed=1)
 
 
 def test_split_tasks_classes() -> None:
     data = _data()
-    tasks = cl.split_tasks(data, 2)
+    tasks = tasks_cl.split_tasks(data, 2)
     assert [t.classes for t in tasks] == [(0, 1), (2, 3)]
     for t in tasks:
         assert set(t.y_train.tolist()) == {0, 1} and set(t.y_test.tolist()) == {0, 1}
         original = data.y_test[(data.y_test >= t.classes[0]) & (data.y_test <= t.classes[1])]
         assert torch.equal(t.y_test + t.classes[0], original)
     with pytest.raises(ValueError, match="classes_per_task"):
-        cl.split_tasks(data, 3)
+        tasks_cl.split_tasks(data, 3)
 
 
 def test_run_continual_shapes_and_errors() -> None:
     data = _data(120)
-    tasks = cl.split_tasks(data, 2, validation=0.2)
-    make = lambda: MLP(8, [16], 4)  # noqa: E731
-    result = cl.run_continual(make, tasks, "SI", 0.1, epochs=2, batch_size=16, n_importance=20,
-                              track=("SIU", "MAS"), show_progress=False)
+    tasks = tasks_cl.split_tasks(data, 2, validation=0.2)
+
+    def make() -> MLP:
+        torch.manual_seed(0)
+        return MLP(8, [16], 4)
+
+    result = cl.run_continual(
+        make(),
+        tasks,
+        "SI",
+        0.1,
+        epochs=2,
+        batch_size=16,
+        n_importance=20,
+        track=("SIU", "MAS"),
+        show_progress=False,
+    )
     assert result.accuracy.shape == (2, 2) and not torch.isnan(result.accuracy).any()
     assert set(result.importances) == {"SI", "SIU", "MAS"}
     assert all(len(v) == 2 for v in result.importances.values())
+    assert [len(losses) for losses in result.train_loss] == [
+        2 * math.ceil(len(t.y_train) / 16) for t in tasks
+    ]
     # the head's masking: a split task's importance of the other head's output weights is zero
     mas_task1 = result.importances["MAS"][0]
     assert torch.all(mas_task1[-2][2:] == 0) and torch.any(mas_task1[-2][:2] > 0)
     # tracking more measures does not change the trajectory
-    plain = cl.run_continual(make, tasks, "SI", 0.1, epochs=2, batch_size=16, n_importance=20, show_progress=False)
+    plain = cl.run_continual(
+        make(), tasks, "SI", 0.1, epochs=2, batch_size=16, n_importance=20, show_progress=False
+    )
     assert torch.equal(plain.accuracy, result.accuracy)
+    # the first task of a two-task run is the one-task run
+    first = cl.run_continual(
+        make(), tasks[:1], "SI", 0.1, epochs=2, batch_size=16, n_importance=20, show_progress=False
+    )
+    assert (
+        torch.equal(first.accuracy[0, 0], plain.accuracy[0, 0])
+        and first.train_loss[0] == plain.train_loss[0]
+    )
+    assert plain.average_accuracy(1) == float(plain.accuracy[0, 0])
+    assert torch.equal(plain.first(1).accuracy, first.accuracy) and plain.first(1).importances[
+        "SI"
+    ][0][0].equal(first.importances["SI"][0][0])
+    assert math.isclose(plain.forgetting(), float(plain.accuracy[0, 0] - plain.accuracy[1, 0]))
     with pytest.raises(ValueError, match="unknown method"):
-        cl.run_continual(make, tasks, "LwF", 1.0)
+        cl.run_continual(make(), tasks, "LwF", 1.0)
     with pytest.raises(ValueError, match="track"):
-        cl.run_continual(make, tasks, "SI", 1.0, track=("none",))
+        cl.run_continual(make(), tasks, "SI", 1.0, track=("none",))
+
+
+def test_registry_names_every_method_once() -> None:
+    assert list(cl.METHODS) == [
+        "none",
+        "EWC",
+        "sqrtFisher",
+        "AF",
+        "MAS",
+        "SI",
+        "SIU",
+        "SIB",
+        "SOS",
+        "OnAF",
+    ]
+    assert set(cl.POSTHOC) | set(cl.PATH) | {"none"} == set(cl.METHODS) and not set(
+        cl.POSTHOC
+    ) & set(cl.PATH)
+    assert len({m.colour for m in cl.METHODS.values()}) == len(cl.METHODS)
+    assert cl.METHODS["none"].kind == "none" and cl.METHODS["EWC"].kind == "after the task"
+    model, x, _ = _tiny()
+    for name in cl.POSTHOC:  # each measure after a task is its function
+        expected = {
+            "EWC": cl.fisher,
+            "sqrtFisher": cl.sqrt_fisher,
+            "AF": cl.absolute_fisher,
+            "MAS": cl.mas,
+        }[name](model, x)
+        _close(cl.METHODS[name].after_task(model, x, None), expected)  # type: ignore[misc]
+    _close(cl.sqrt_fisher(model, x), [f.sqrt() for f in _loop(model, x, "fisher")])
+    kinds = {name: type(cl.METHODS[name].during_task(model, 0.1)).__name__ for name in cl.PATH}  # type: ignore[misc]
+    assert kinds == {
+        "SI": "SynapticIntelligence",
+        "SIU": "SynapticIntelligence",
+        "SIB": "SynapticIntelligence",
+        "SOS": "SOS",
+        "OnAF": "OnAF",
+    }
+
+
+def test_continual_step_against_a_written_out_loop() -> None:
+    """The step (task loss, SI reading the task gradient only, penalty, Adam) against the same update written out."""
+    data = _data(64)
+    task = tasks_cl.permuted_tasks(data, 1, seed=0)[0]
+    torch.manual_seed(5)
+    model = MLP(8, [6], 4).double()
+    twin = MLP(8, [6], 4).double()
+    twin.load_state_dict(model.state_dict())
+    omega = [torch.rand_like(p) for p in model.parameters()]
+    anchor = [torch.randn_like(p) for p in model.parameters()]
+    penalty = cl.QuadraticPenalty(omega, anchor, 0.3)
+    si = cl.SynapticIntelligence(model, damping=0.1)
+    si.begin_task()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    double = tasks_cl.Task(
+        "t",
+        task.x_train.double(),
+        task.y_train,
+        task.x_val.double(),
+        task.y_val,
+        task.x_test.double(),
+        task.y_test,
+    )
+    step = cl.continual_step(
+        model,
+        opt,
+        minibatches(double.training_set(), 16, seed=3),
+        penalty=penalty,
+        accumulators=[si],
+    )
+    # the reference: Adam written out, ω = Σ −g_task ⊙ Δθ
+    params = list(twin.parameters())
+    m = [torch.zeros_like(p) for p in params]
+    v = [torch.zeros_like(p) for p in params]
+    w = [torch.zeros_like(p) for p in params]
+    batches = minibatches(double.training_set(), 16, seed=3)
+    for t in range(1, 9):
+        loss = step(t)
+        x, y = next(batches)
+        task_loss = F.cross_entropy(twin(x), y)
+        g_task = torch.autograd.grad(task_loss, params)
+        g_pen = [2 * 0.3 * o * (p.detach() - a) for o, p, a in zip(omega, params, anchor)]
+        assert math.isclose(loss, task_loss.item(), rel_tol=1e-12)
+        with torch.no_grad():
+            for i, p in enumerate(params):
+                g = g_task[i] + g_pen[i]
+                m[i] = 0.9 * m[i] + 0.1 * g
+                v[i] = 0.999 * v[i] + 0.001 * g**2
+                delta = -0.01 * (m[i] / (1 - 0.9**t)) / ((v[i] / (1 - 0.999**t)).sqrt() + 1e-8)
+                p += delta
+                w[i] -= g_task[i] * delta
+    for p, q in zip(model.parameters(), params):
+        assert torch.allclose(p, q, atol=1e-10)
+    _close(si.omega, w, tol=1e-10)
 
 
 def test_pearson() -> None:
@@ -348,3 +510,38 @@ def test_pearson() -> None:
     assert math.isclose(cl.pearson(a, [-t for t in a]), -1.0)
     with pytest.raises(ValueError):
         cl.pearson(a, a[:1])
+
+
+# ----------------------------------------------------------------------------- the chapter's judging
+
+
+def test_tuning_chooses_on_validation_and_claims_flag_fragile_verdicts() -> None:
+    from nnstudies.chapters import continual_learning as ch
+
+    tuning = ch.Tuning(
+        "permuted",
+        0,
+        {"none": (0.0,), "EWC": (1.0, 3.0, 9.0), "SI": (1.0, 3.0), "SIU": (2.0, 7.0)},
+        {"none": (0.40,), "EWC": (0.42, 0.45, 0.45), "SI": (0.46, 0.43), "SIU": (0.425, 0.43)},
+        {
+            "none": (0.9,),
+            "EWC": (0.9, 0.1, 0.1),
+            "SI": (0.1, 0.9),
+            "SIU": (0.1, 0.1),
+        },  # test: never used
+    )
+    assert tuning.chosen == {"none": 0.0, "EWC": 3.0, "SI": 1.0, "SIU": 7.0}  # a tie: the smaller c
+    assert tuning.best == "SI"
+    assert set(ch.near_ties(tuning)) == {
+        "EWC",
+        "SIU",
+    }  # SI's choice, and the best method, lead by > 1 point
+    # a gap far from every boundary of its rule is robust; one at the margin is flagged
+    assert ch.fragile_claims({"beats_none_permuted": [0.05, 0.045, 0.055]}) == []
+    ((claim, verdict, reason),) = ch.fragile_claims({"beats_none_permuted": [0.019, 0.021, 0.02]})
+    assert claim.key == "beats_none_permuted" and verdict == "partly" and reason.startswith("yes")
+    # so is a claim that rests on a strength the tuning seed chose by less than a point
+    robust_siu = {"siu_worse": [0.05, 0.045, 0.055]}
+    assert ch.fragile_claims(robust_siu) == []
+    ((flagged, verdict, why),) = ch.fragile_claims(robust_siu, {"permuted": tuning})
+    assert flagged.key == "siu_worse" and verdict == "yes" and "SIU strength by 0.5%" in why

@@ -75,19 +75,40 @@ def test_permutations_claims(smoke_runs: dict[str, dict]) -> None:
 
 def test_neuron_descent_claims(smoke_runs: dict[str, dict]) -> None:
     r = smoke_runs["02_neuron_descent"]
-    assert r["loss_kfac"] < r["loss_natural"], "KFAC should reach a lower training loss than the exact natural gradient"
-    assert r["loss_kfac"] < r["loss_kfac_standard"], "heuristic damping should beat standard damping"
-    assert r["cosine_heuristic"] > r["cosine_standard"], "KFAC with heuristic damping should point closer to FOOF"
+    claims = {k.removeprefix("claim."): v for k, v in r.items() if k.startswith("claim.")}
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    assert len(claims) == 10 and all(len(v) >= 3 for v in claims.values()), "claims on >= 3 seeds"
+    assert all(len(v) == len(r["seeds"]) for k, v in r.items() if k.startswith("final_loss."))
+    assert mean(claims["cosine_closer_heuristic"]) > 0, "heuristic damping points closer to FOOF"
+    assert mean(claims["foof_beats_kfac_mlp"]) > 0, "FOOF ends below KFAC on the MLP"
+    assert mean(r["final_loss.kfac"]) < mean(r["final_loss.sgd"]), "KFAC ends below SGD"
+    assert set(r["timing_seconds"]) == {"SGD", "FOOF", "KFAC", "exact natural gradient"}
 
 
 def test_continual_learning_claims(smoke_runs: dict[str, dict]) -> None:
     r = smoke_runs["03_continual_learning"]
-    assert r["avg_acc_best_permuted"] > r["avg_acc_none_permuted"], "the regulariser chosen on validation should beat none"
-    assert r["avg_acc_regularised_mean_permuted"] > r["avg_acc_none_permuted"], "regularisers should beat none on average"
-    assert r["avg_acc_best_split"] > r["avg_acc_none_split"], "on split tasks too"
-    assert r["forgetting_none_permuted"] > 0, "without regularisation earlier tasks are forgotten"
-    assert r["r_si_sos"] > 0.8 and r["r_mas_af"] > 0.8, "SI ≈ SOS and MAS ≈ AF"
-    assert r["bias_share_small_batch"] > r["bias_share_large_batch"], "SI's bias shrinks as the batch grows"
+    claims = {key.removeprefix("claim."): v for key, v in r.items() if key.startswith("claim.")}
+
+    def mean(values: list[float]) -> float:
+        return sum(values) / len(values)
+
+    assert claims["si_pmnist"] == [], "the P-MNIST number is judged at the paper scale only"
+    judged = [v for key, v in claims.items() if key != "si_pmnist"]
+    assert all(len(v) >= 3 for v in judged), "every claim is judged on >= 3 seeds"
+    assert set(r["permuted.test"]) == {"none", *r["methods"]}, "every method and none, fresh seeds"
+    assert all(len(v) == len(r["seeds"]) for v in r["permuted.test"].values())
+    assert r["tuning_seed"] not in r["seeds"], "claims are judged on seeds c was not tuned on"
+    assert mean(claims["forgetting_permuted"]) > 0, "without a penalty earlier tasks are forgotten"
+    forgetting = r["permuted.forgetting"]
+    regularised = mean([mean(forgetting[m]) for m in r["methods"]])
+    assert regularised < mean(forgetting["none"]), "the penalty should reduce forgetting"
+    assert mean(claims["r_si_sos"]) > 0.7, "SI ≈ SOS"
+    assert mean(claims["r_mas_af"]) > 0.7, "MAS ≈ AF"
+    assert min(claims["bias_shrinks"]) > 0, "SI's bias share should fall as the batch grows"
+    assert mean(claims["bias_small_batch"]) > 0.5, "with small batches SI should be mostly its bias"
 
 
 def test_rtrl_claims(smoke_runs: dict[str, dict]) -> None:

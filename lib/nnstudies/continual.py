@@ -13,7 +13,7 @@ Measured after a task, on single examples x (``inputs``), averaged over them:
 - :func:`fisher`, ``kind="exact"`` (EWC):  F = E_x Σ_y p(y|x) (∂ log p(y|x)/∂θ)²;
   ``kind="empirical"``: the same with the true label only, E_x (∂ log p(y_x|x)/∂θ)²;
 - :func:`absolute_fisher` (AF):           E_x Σ_y p(y|x) |∂ log p(y|x)/∂θ|;
-- √Fisher (rEWC): the elementwise square root of the exact Fisher;
+- :func:`sqrt_fisher` (√Fisher, rEWC):   √F, elementwise;
 - :func:`mas` (MAS):                     E_x |∂ ‖softmax(f(x))‖² / ∂θ|  (``on="logits"``: ‖f(x)‖²).
 
 Accumulated along the training trajectory of a task (hooks around
@@ -31,25 +31,31 @@ Accumulated along the training trajectory of a task (hooks around
 - :class:`OnAF`: ω = Σ_t |g_t|, Ω = max(0, ω / (Δ² + ξ)) (rescaled like SI, as in the
   authors' code).
 
-Per-example quantities use ``torch.func`` (``functional_call`` + ``vmap``/``grad``),
-never a Python loop over examples. For networks made only of ``nn.Linear`` layers
-and parameter-free modules (``nnstudies.MLP``), the default engine uses that a
-linear layer's per-example weight gradient is an outer product δ aᵀ, so that
-f(δ aᵀ) = f(δ) f(a)ᵀ for f = square or abs: ``vmap(grad)`` gives the per-example
-output sensitivities δ, and a matrix product sums over examples without ever
-holding one gradient per example. Other models use ``vmap(grad)`` over all
-parameters, in chunks.
+:data:`METHODS` is the registry: a method's name → :class:`Method` (how its Ω is
+obtained, its label and its colour). :func:`continual_step` is one training update
+(task loss, SI-type accumulators, the penalty, Adam); :func:`run_continual` runs it
+through :func:`nnstudies.training.fit`, task after task, Adam reset at every task.
 
-Benchmarks: :func:`permuted_tasks` (single head: every task a fixed permutation of
-the input features) and :func:`split_tasks` (multi-head: every task a few classes;
-see :class:`Task` for how heads are implemented). :func:`run_continual` trains on
-them one after another and returns the accuracy matrix and the importances.
+Per-example quantities use ``torch.func`` (``functional_call`` + ``vmap``/``grad``),
+never a Python loop over examples: :func:`per_example_output` says what is
+differentiated for one example and :func:`per_example_importance` what is done with
+its gradients. For networks made only of ``nn.Linear`` layers and parameter-free
+modules (``nnstudies.MLP``), the default engine uses that a linear layer's
+per-example weight gradient is an outer product δ aᵀ, so that f(δ aᵀ) = f(δ) f(a)ᵀ
+for f = square or abs: ``vmap(grad)`` gives the per-example output sensitivities δ,
+and a matrix product sums over examples without ever holding one gradient per
+example. Other models use ``vmap(grad)`` over all parameters, in chunks
+(:func:`vmap_importance`).
+
+The benchmarks (Permuted and Split tasks) are in :mod:`nnstudies.tasks.continual`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import torch
@@ -57,38 +63,35 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
-from .data import Dataset
-from .progress import progress
-from .training import DivergenceError, History
+from .tasks.continual import Task, head_logits, task_accuracy
+from .training import History, fit, minibatches
 
 __all__ = [
     "METHODS",
-    "POSTHOC",
     "PATH",
+    "POSTHOC",
+    "SOS",
     "ContinualResult",
+    "Method",
     "OnAF",
     "PathAccumulator",
     "QuadraticPenalty",
-    "SOS",
     "SynapticIntelligence",
-    "Task",
     "absolute_fisher",
-    "compute_importance",
+    "continual_step",
     "fisher",
     "mas",
     "minibatch_gradient",
     "pearson",
-    "permuted_tasks",
+    "per_example_importance",
+    "per_example_output",
     "run_continual",
-    "split_tasks",
-    "task_accuracy",
+    "sqrt_fisher",
+    "train_task",
+    "vmap_importance",
 ]
 
 Importances = list[torch.Tensor]
-
-POSTHOC = ("EWC", "sqrtFisher", "AF", "MAS")
-PATH = ("SI", "SIU", "SIB", "SOS", "OnAF")
-METHODS = ("none", *POSTHOC, *PATH)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -96,7 +99,9 @@ METHODS = ("none", *POSTHOC, *PATH)
 
 def _check_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
     if not isinstance(inputs, torch.Tensor) or inputs.ndim < 2 or len(inputs) == 0:
-        raise ValueError(f"inputs must be a non-empty batch (N, ...) of examples, got {getattr(inputs, 'shape', type(inputs))}")
+        raise ValueError(
+            f"inputs must be a non-empty batch (N, ...) of examples, got {getattr(inputs, 'shape', type(inputs))}"
+        )
     if not any(True for _ in model.parameters()):
         raise ValueError("the model has no parameters")
 
@@ -104,31 +109,36 @@ def _check_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
 def _check_finite(values: Importances, what: str) -> Importances:
     for i, v in enumerate(values):
         if not torch.isfinite(v).all():
-            raise ValueError(f"{what}: importance of parameter {i} (shape {tuple(v.shape)}) is not finite")
+            raise ValueError(
+                f"{what}: importance of parameter {i} (shape {tuple(v.shape)}) is not finite"
+            )
     return values
 
 
-def check_like_model(values: Sequence[torch.Tensor], model: nn.Module, what: str = "importances") -> None:
+def check_like_model(
+    values: Sequence[torch.Tensor], model: nn.Module, what: str = "importances"
+) -> None:
     """Raise a ``ValueError`` unless ``values`` has one tensor per parameter of ``model``, shaped alike."""
     params = list(model.parameters())
     if len(values) != len(params):
         raise ValueError(f"{what}: {len(values)} tensors for a model with {len(params)} parameters")
     for i, (v, p) in enumerate(zip(values, params)):
         if tuple(v.shape) != tuple(p.shape):
-            raise ValueError(f"{what}: tensor {i} has shape {tuple(v.shape)}, the model's parameter {tuple(p.shape)}")
+            raise ValueError(
+                f"{what}: tensor {i} has shape {tuple(v.shape)}, the model's parameter {tuple(p.shape)}"
+            )
 
 
-def _head(logits: torch.Tensor, classes: torch.Tensor | None) -> torch.Tensor:
-    """The logits of the task's head: the columns ``classes`` (all when ``None``)."""
-    return logits if classes is None else logits[..., classes]
+def _as_index(
+    classes: Sequence[int] | torch.Tensor | None, device: torch.device
+) -> torch.Tensor | None:
+    if classes is None:
+        return None
+    values = classes if isinstance(classes, torch.Tensor) else list(classes)
+    return torch.as_tensor(values, dtype=torch.long, device=device)
 
 
-def _as_index(classes: Sequence[int] | torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-    return None if classes is None else torch.as_tensor(list(classes) if not isinstance(classes, torch.Tensor) else classes,
-                                                         dtype=torch.long, device=device)
-
-
-# ----------------------------------------------------------------------------- per-example engines
+# ----------------------------------------------------------------------------- what each measure sums
 
 # A "quantity" names what is summed over examples n (and labels y where it says so):
 #   "fisher":    Σ_y p_ny g_ny²   with g_ny = ∂ log p(y|x_n)/∂θ
@@ -136,35 +146,61 @@ def _as_index(classes: Sequence[int] | torch.Tensor | None, device: torch.device
 #   "empirical": g_{n,y_n}²
 #   "mas_probs": |∂ ‖softmax(f(x_n))‖²/∂θ|,  "mas_logits": |∂ ‖f(x_n)‖²/∂θ|
 _QUANTITIES = ("fisher", "absolute", "empirical", "mas_probs", "mas_logits")
+_PER_LABEL = ("fisher", "absolute")  # one gradient per label, weighted by the model's p(y|x)
 
 
-def _scalar_of(quantity: str, logits: torch.Tensor, target: torch.Tensor | None) -> torch.Tensor:
-    """The per-example scalar whose gradient is taken (label-free quantities and the empirical Fisher)."""
+def per_example_output(
+    quantity: str, logits: torch.Tensor, target: torch.Tensor | None = None
+) -> torch.Tensor:
+    """What is differentiated for ONE example, from its (head's) logits f(x).
+
+    ``"fisher"``, ``"absolute"``: log p(y|x) for every label y (a vector: one gradient per label);
+    ``"empirical"``: log p(y_n|x) for the true label y_n = ``target``;
+    ``"mas_probs"``: ‖softmax(f(x))‖²;  ``"mas_logits"``: ‖f(x)‖².
+    """
+    if quantity in _PER_LABEL:
+        return logits.log_softmax(-1)
     if quantity == "empirical":
+        assert target is not None
         return logits.log_softmax(-1).gather(-1, target.reshape(1)).squeeze(-1)
     if quantity == "mas_probs":
         return logits.softmax(-1).square().sum()
-    return logits.square().sum()  # mas_logits
+    return logits.square().sum()  # "mas_logits"
 
 
-def _combine(quantity: str, per_label: torch.Tensor, probs: torch.Tensor | None) -> torch.Tensor:
-    """Σ over labels of p f(g) for fisher/absolute ((N, C, ...) → (N, ...)); f(g) for the scalar quantities."""
-    if quantity in ("fisher", "absolute"):
-        f = per_label.square() if quantity == "fisher" else per_label.abs()
+def per_example_importance(
+    quantity: str, grads: torch.Tensor, probs: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Per-example gradients g (N, ...), or (N, labels, ...) per label, to per-example importances (N, ...).
+
+    ``"fisher"``: Σ_y p(y|x) g_y²;  ``"absolute"``: Σ_y p(y|x) |g_y|;  ``"empirical"``: g²;  MAS: |g|.
+    """
+    if quantity in _PER_LABEL:
+        f = grads.square() if quantity == "fisher" else grads.abs()
         assert probs is not None
         return torch.einsum("nc,nc...->n...", probs, f)
-    return per_label.square() if quantity == "empirical" else per_label.abs()
+    return grads.square() if quantity == "empirical" else grads.abs()
 
 
-def _vmap_engine(model: nn.Module, x: torch.Tensor, quantity: str, targets: torch.Tensor | None,
-                 classes: torch.Tensor | None, chunk_size: int | None, budget: int = 2**26) -> Importances:
+# ----------------------------------------------------------------------------- per-example engines
+
+
+def _vmap_engine(
+    model: nn.Module,
+    x: torch.Tensor,
+    quantity: str,
+    targets: torch.Tensor | None,
+    classes: torch.Tensor | None,
+    chunk_size: int | None,
+    budget: int = 2**26,
+) -> Importances:
     """Σ_n of the quantity, by ``vmap`` over examples of ``grad``/``jacrev`` w.r.t. all parameters.
 
     Without ``chunk_size``, each ``vmap`` call takes as many examples as keep its
     per-example (per-label) gradients to about ``budget`` numbers (256 MiB in float32).
     """
     if chunk_size is None:
-        labels = _head(model(x[:1]), classes).shape[-1] if quantity in ("fisher", "absolute") else 1
+        labels = head_logits(model(x[:1]), classes).shape[-1] if quantity in _PER_LABEL else 1
         n_params = sum(p.numel() for p in model.parameters())
         chunk_size = max(1, min(256, budget // (n_params * labels)))
     names = [n for n, _ in model.named_parameters()]
@@ -172,24 +208,33 @@ def _vmap_engine(model: nn.Module, x: torch.Tensor, quantity: str, targets: torc
     buffers = {n: b.detach() for n, b in model.named_buffers()}
 
     def logits_of(p: dict[str, torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        return _head(functional_call(model, (p, buffers), (xi.unsqueeze(0),))[0], classes)
+        return head_logits(functional_call(model, (p, buffers), (xi.unsqueeze(0),))[0], classes)
 
-    if quantity in ("fisher", "absolute"):
-        per_example = vmap(jacrev(lambda p, xi: logits_of(p, xi).log_softmax(-1)), in_dims=(None, 0))
+    def output(
+        p: dict[str, torch.Tensor], xi: torch.Tensor, ti: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return per_example_output(quantity, logits_of(p, xi), ti)
+
+    if quantity in _PER_LABEL:
+        per_example = vmap(jacrev(output), in_dims=(None, 0))
     else:
-        per_example = vmap(grad(lambda p, xi, ti: _scalar_of(quantity, logits_of(p, xi), ti)), in_dims=(None, 0, 0))
+        per_example = vmap(grad(output), in_dims=(None, 0, 0))
     total = {n: torch.zeros_like(p) for n, p in params.items()}
     for start in range(0, len(x), chunk_size):
         xs = x[start : start + chunk_size]
-        if quantity in ("fisher", "absolute"):
-            probs = _head(model(xs), classes).softmax(-1)
+        if quantity in _PER_LABEL:
+            probs = head_logits(model(xs), classes).softmax(-1)
             grads = per_example(params, xs)
         else:
-            ts = targets[start : start + chunk_size] if targets is not None else torch.zeros(len(xs), dtype=torch.long, device=x.device)
+            ts = (
+                targets[start : start + chunk_size]
+                if targets is not None
+                else torch.zeros(len(xs), dtype=torch.long, device=x.device)
+            )
             probs = None
             grads = per_example(params, xs, ts)
         for n in names:
-            total[n] += _combine(quantity, grads[n], probs).sum(0)
+            total[n] += per_example_importance(quantity, grads[n], probs).sum(0)
     return [total[n] for n in names]
 
 
@@ -209,8 +254,14 @@ def _linear_layers(model: nn.Module) -> list[nn.Linear] | None:
     return linears
 
 
-def _linear_engine(model: nn.Sequential, x: torch.Tensor, quantity: str, targets: torch.Tensor | None,
-                   classes: torch.Tensor | None, chunk_size: int) -> Importances:
+def _linear_engine(
+    model: nn.Sequential,
+    x: torch.Tensor,
+    quantity: str,
+    targets: torch.Tensor | None,
+    classes: torch.Tensor | None,
+    chunk_size: int,
+) -> Importances:
     """Σ_n of the quantity for a sequence of linear layers, without per-example weight gradients.
 
     For one example, layer l's weight gradient is δ_l a_lᵀ, with a_l the layer's input and
@@ -224,7 +275,9 @@ def _linear_engine(model: nn.Sequential, x: torch.Tensor, quantity: str, targets
     assert linears is not None
     layer_of = {id(layer): i for i, layer in enumerate(linears)}
 
-    def run(h: torch.Tensor, eps: list[torch.Tensor] | None, acts: list[torch.Tensor] | None) -> torch.Tensor:
+    def run(
+        h: torch.Tensor, eps: list[torch.Tensor] | None, acts: list[torch.Tensor] | None
+    ) -> torch.Tensor:
         for child in model:
             if isinstance(child, nn.Linear):
                 if acts is not None:
@@ -238,28 +291,42 @@ def _linear_engine(model: nn.Sequential, x: torch.Tensor, quantity: str, targets
         return h
 
     def logits_of(eps: list[torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        return _head(run(xi.unsqueeze(0), eps, None)[0], classes)
+        return head_logits(run(xi.unsqueeze(0), eps, None)[0], classes)
 
     zeros = [torch.zeros(layer.out_features, dtype=x.dtype, device=x.device) for layer in linears]
-    if quantity in ("fisher", "absolute"):
-        per_example = vmap(jacrev(lambda e, xi: logits_of(e, xi).log_softmax(-1)), in_dims=(None, 0))
+
+    def output(
+        e: list[torch.Tensor], xi: torch.Tensor, ti: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        return per_example_output(quantity, logits_of(e, xi), ti)
+
+    if quantity in _PER_LABEL:
+        per_example = vmap(jacrev(output), in_dims=(None, 0))
     else:
-        per_example = vmap(grad(lambda e, xi, ti: _scalar_of(quantity, logits_of(e, xi), ti)), in_dims=(None, 0, 0))
+        per_example = vmap(grad(output), in_dims=(None, 0, 0))
     square = quantity in ("fisher", "empirical")
-    totals: list[list[torch.Tensor]] = [[torch.zeros_like(p) for p in layer.parameters()] for layer in linears]
+    totals: list[list[torch.Tensor]] = [
+        [torch.zeros_like(p) for p in layer.parameters()] for layer in linears
+    ]
     for start in range(0, len(x), chunk_size):
         xs = x[start : start + chunk_size]
         acts: list[torch.Tensor] = []
-        logits = _head(run(xs, None, acts), classes)
+        logits = head_logits(run(xs, None, acts), classes)
         if any(a.ndim != 2 for a in acts):
-            raise ValueError("the linear engine needs 2-D inputs to every linear layer; use engine='vmap'")
-        if quantity in ("fisher", "absolute"):
+            raise ValueError(
+                "the linear engine needs 2-D inputs to every linear layer; use engine='vmap'"
+            )
+        if quantity in _PER_LABEL:
             deltas, probs = per_example(zeros, xs), logits.softmax(-1)
         else:
-            ts = targets[start : start + chunk_size] if targets is not None else torch.zeros(len(xs), dtype=torch.long, device=x.device)
+            ts = (
+                targets[start : start + chunk_size]
+                if targets is not None
+                else torch.zeros(len(xs), dtype=torch.long, device=x.device)
+            )
             deltas, probs = per_example(zeros, xs, ts), None
         for i, layer in enumerate(linears):
-            d = _combine(quantity, deltas[i], probs)  # (n, out): Σ_y p f(δ) or f(δ)
+            d = per_example_importance(quantity, deltas[i], probs)  # (n, out): Σ_y p f(δ) or f(δ)
             a = acts[i].square() if square else acts[i].abs()
             totals[i][0] += d.T @ a  # weight (out, in)
             if layer.bias is not None:
@@ -268,10 +335,24 @@ def _linear_engine(model: nn.Sequential, x: torch.Tensor, quantity: str, targets
     return [by_id[id(p)] for p in model.parameters()]
 
 
-def _importance(model: nn.Module, inputs: torch.Tensor, quantity: str, *, targets: torch.Tensor | None = None,
-                classes: Sequence[int] | torch.Tensor | None = None, engine: str = "auto",
-                chunk_size: int | None = None) -> Importances:
-    """The mean over ``inputs`` of a per-example quantity (see ``_QUANTITIES``), one tensor per parameter."""
+def vmap_importance(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    quantity: str,
+    *,
+    targets: torch.Tensor | None = None,
+    classes: Sequence[int] | torch.Tensor | None = None,
+    engine: str = "auto",
+    chunk_size: int | None = None,
+) -> Importances:
+    """The mean over ``inputs`` of a per-example quantity, one tensor per parameter.
+
+    ``quantity`` is one of ``"fisher"``, ``"absolute"``, ``"empirical"``, ``"mas_probs"``,
+    ``"mas_logits"`` (see :func:`per_example_output` and :func:`per_example_importance`).
+    ``engine="vmap"``: ``vmap`` over examples of ``grad`` (``jacrev`` per label) w.r.t. all
+    parameters; ``"linear"``: the outer-product shortcut for MLPs (same numbers, faster);
+    ``"auto"``: the shortcut wherever it applies.
+    """
     _check_inputs(model, inputs)
     if quantity not in _QUANTITIES:
         raise ValueError(f"unknown quantity {quantity!r}")
@@ -279,7 +360,9 @@ def _importance(model: nn.Module, inputs: torch.Tensor, quantity: str, *, target
         raise ValueError(f"unknown engine {engine!r}; choose 'auto', 'linear' or 'vmap'")
     linear_ok = _linear_layers(model) is not None
     if engine == "linear" and not linear_ok:
-        raise ValueError("engine='linear' needs a sequential model of nn.Linear layers and parameter-free modules")
+        raise ValueError(
+            "engine='linear' needs a sequential model of nn.Linear layers and parameter-free modules"
+        )
     use_linear = linear_ok and engine != "vmap"
     idx = _as_index(classes, inputs.device)
     was_training = model.training
@@ -295,8 +378,18 @@ def _importance(model: nn.Module, inputs: torch.Tensor, quantity: str, *, target
     return _check_finite([t / len(inputs) for t in total], quantity)
 
 
-def fisher(model: nn.Module, inputs: torch.Tensor, *, kind: str = "exact", targets: torch.Tensor | None = None,
-           classes: Sequence[int] | None = None, engine: str = "auto") -> Importances:
+# ----------------------------------------------------------------------------- measured after a task
+
+
+def fisher(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    kind: str = "exact",
+    targets: torch.Tensor | None = None,
+    classes: Sequence[int] | None = None,
+    engine: str = "auto",
+) -> Importances:
     """The diagonal Fisher information (EWC's importance), averaged over ``inputs``.
 
     ``kind="exact"``:     F = (1/N) Σ_n Σ_y p(y|x_n) (∂ log p(y|x_n)/∂θ)², labels summed
@@ -308,23 +401,50 @@ def fisher(model: nn.Module, inputs: torch.Tensor, *, kind: str = "exact", targe
     """
     if kind == "exact":
         if targets is not None:
-            raise ValueError("the exact Fisher sums over all labels; targets are only for kind='empirical'")
-        return _importance(model, inputs, "fisher", classes=classes, engine=engine)
+            raise ValueError(
+                "the exact Fisher sums over all labels; targets are only for kind='empirical'"
+            )
+        return vmap_importance(model, inputs, "fisher", classes=classes, engine=engine)
     if kind == "empirical":
         if targets is None or targets.shape != inputs.shape[:1]:
-            raise ValueError(f"kind='empirical' needs one target per input, got {None if targets is None else tuple(targets.shape)}")
-        return _importance(model, inputs, "empirical", targets=targets, classes=classes, engine=engine)
+            shape = None if targets is None else tuple(targets.shape)
+            raise ValueError(f"kind='empirical' needs one target per input, got {shape}")
+        return vmap_importance(
+            model, inputs, "empirical", targets=targets, classes=classes, engine=engine
+        )
     raise ValueError(f"unknown Fisher kind {kind!r}; choose 'exact' or 'empirical'")
 
 
-def absolute_fisher(model: nn.Module, inputs: torch.Tensor, *, classes: Sequence[int] | None = None,
-                    engine: str = "auto") -> Importances:
+def absolute_fisher(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    classes: Sequence[int] | None = None,
+    engine: str = "auto",
+) -> Importances:
     """AF: (1/N) Σ_n Σ_y p(y|x_n) |∂ log p(y|x_n)/∂θ|, the Fisher with |·| in place of (·)²."""
-    return _importance(model, inputs, "absolute", classes=classes, engine=engine)
+    return vmap_importance(model, inputs, "absolute", classes=classes, engine=engine)
 
 
-def mas(model: nn.Module, inputs: torch.Tensor, *, on: str = "probs", classes: Sequence[int] | None = None,
-        engine: str = "auto") -> Importances:
+def sqrt_fisher(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    classes: Sequence[int] | None = None,
+    engine: str = "auto",
+) -> Importances:
+    """√Fisher (rEWC): the elementwise square root of the exact Fisher, √F."""
+    return [f.sqrt() for f in fisher(model, inputs, classes=classes, engine=engine)]
+
+
+def mas(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    *,
+    on: str = "probs",
+    classes: Sequence[int] | None = None,
+    engine: str = "auto",
+) -> Importances:
     """MAS: (1/N) Σ_n |∂ ‖softmax(f(x_n))‖² / ∂θ| (``on="probs"``) or |∂ ‖f(x_n)‖² / ∂θ| (``on="logits"``).
 
     Per example, as in Aljundi et al. (2018) and Benzing (2022); not the gradient of a
@@ -332,38 +452,28 @@ def mas(model: nn.Module, inputs: torch.Tensor, *, on: str = "probs", classes: S
     """
     if on not in ("probs", "logits"):
         raise ValueError(f"unknown MAS output {on!r}; choose 'probs' or 'logits'")
-    return _importance(model, inputs, f"mas_{on}", classes=classes, engine=engine)
+    return vmap_importance(model, inputs, f"mas_{on}", classes=classes, engine=engine)
 
 
-def compute_importance(method: str, model: nn.Module, inputs: torch.Tensor, *,
-                       classes: Sequence[int] | None = None) -> Importances:
-    """Ω of a measure computed after a task: ``"EWC"`` (exact Fisher), ``"sqrtFisher"``, ``"AF"``, ``"MAS"``."""
-    if method == "EWC":
-        return fisher(model, inputs, classes=classes)
-    if method == "sqrtFisher":
-        return [f.sqrt() for f in fisher(model, inputs, classes=classes)]
-    if method == "AF":
-        return absolute_fisher(model, inputs, classes=classes)
-    if method == "MAS":
-        return mas(model, inputs, classes=classes)
-    raise ValueError(f"{method!r} is not measured after a task; choose one of {POSTHOC}")
+# ----------------------------------------------------------------------------- accumulated during training
 
 
-# ----------------------------------------------------------------------------- path-based accumulators
-
-
-def minibatch_gradient(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                       classes: Sequence[int] | torch.Tensor | None = None) -> Importances:
+def minibatch_gradient(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    classes: Sequence[int] | torch.Tensor | None = None,
+) -> Importances:
     """∇θ of the mean cross-entropy on ``(x, y)`` (``p.grad`` is left untouched)."""
-    idx = classes if classes is None or isinstance(classes, torch.Tensor) else _as_index(classes, x.device)
-    loss = F.cross_entropy(_head(model(x), idx), y)
+    loss = F.cross_entropy(head_logits(model(x), classes), y)
     return [g.detach() for g in torch.autograd.grad(loss, list(model.parameters()))]
 
 
 class PathAccumulator:
     """Base of the importances accumulated during a task's training.
 
-    Call order, for every task::
+    Call order, for every task (as :func:`continual_step` does)::
 
         acc.begin_task()                                   # before the task's first step
         for x, y in batches:
@@ -404,10 +514,14 @@ class PathAccumulator:
         if self._start is None:
             raise RuntimeError("call begin_task() before the first step")
         if any(p.grad is None for p in self._params):
-            raise RuntimeError("before_step() reads p.grad: call it after the task loss's backward()")
+            raise RuntimeError(
+                "before_step() reads p.grad: call it after the task loss's backward()"
+            )
         if self.needs_independent:
             if independent is None:
-                raise ValueError(f"{type(self).__name__} needs the gradient on an independent minibatch (independent=...)")
+                raise ValueError(
+                    f"{type(self).__name__} needs the gradient on an independent minibatch (independent=...)"
+                )
             check_like_model(list(independent), self.model, "independent gradient")
             self._independent = [g.detach() for g in independent]
         self._grad = [p.grad.detach().clone() for p in self._params]  # type: ignore[union-attr]
@@ -465,17 +579,20 @@ class SynapticIntelligence(PathAccumulator):
         self.omega = [torch.zeros_like(p) for p in self._params]
 
     def _on_step(self, g: list[torch.Tensor], delta: list[torch.Tensor]) -> None:
-        ind = self._independent
-        for w, gi, d, k in zip(self.omega, g, delta, range(len(g))):
+        other = self._independent
+        for k, (w, d) in enumerate(zip(self.omega, delta)):
             if self.variant == "SI":
-                w.sub_(gi * d)
+                used = g[k]  # the very minibatch the step was taken on: biased
             elif self.variant == "SIU":
-                w.sub_(ind[k] * d)  # type: ignore[index]
+                used = other[k]  # type: ignore[index]  # an independent minibatch: unbiased
             else:
-                w.sub_((gi - ind[k]) * d)  # type: ignore[index]
+                used = g[k] - other[k]  # type: ignore[index]  # SIB: the difference, the bias alone
+            w.sub_(used * d)  # ω −= g ⊙ Δθ
 
     def _omega(self, total_change: list[torch.Tensor]) -> Importances:
-        return [(w / (t.square() + self.damping)).clamp_min(0) for w, t in zip(self.omega, total_change)]
+        return [
+            (w / (t.square() + self.damping)).clamp_min(0) for w, t in zip(self.omega, total_change)
+        ]
 
 
 class SOS(PathAccumulator):
@@ -500,7 +617,7 @@ class SOS(PathAccumulator):
             v.mul_(self.beta).add_(gi.square(), alpha=1 - self.beta)
 
     def _omega(self, total_change: list[torch.Tensor]) -> Importances:
-        correction = 1 - self.beta ** self.steps
+        correction = 1 - self.beta**self.steps
         return [(v / correction).sqrt() for v in self.v]
 
 
@@ -522,18 +639,9 @@ class OnAF(PathAccumulator):
             w.add_(gi.abs())
 
     def _omega(self, total_change: list[torch.Tensor]) -> Importances:
-        return [(w / (t.square() + self.damping)).clamp_min(0) for w, t in zip(self.omega, total_change)]
-
-
-def make_accumulator(method: str, model: nn.Module, *, damping: float = 0.1) -> PathAccumulator:
-    """The accumulator of a path-based method (``"SI"``, ``"SIU"``, ``"SIB"``, ``"SOS"``, ``"OnAF"``)."""
-    if method in ("SI", "SIU", "SIB"):
-        return SynapticIntelligence(model, damping=damping, variant=method)
-    if method == "SOS":
-        return SOS(model)
-    if method == "OnAF":
-        return OnAF(model, damping=damping)
-    raise ValueError(f"{method!r} is not accumulated during training; choose one of {PATH}")
+        return [
+            (w / (t.square() + self.damping)).clamp_min(0) for w, t in zip(self.omega, total_change)
+        ]
 
 
 # ----------------------------------------------------------------------------- the penalty
@@ -546,7 +654,9 @@ class QuadraticPenalty:
     importances must be finite and non-negative. Its gradient is 2c Ω ⊙ (θ − θ^old).
     """
 
-    def __init__(self, importances: Sequence[torch.Tensor], anchor: Sequence[torch.Tensor], strength: float) -> None:
+    def __init__(
+        self, importances: Sequence[torch.Tensor], anchor: Sequence[torch.Tensor], strength: float
+    ) -> None:
         if not (isinstance(strength, (int, float)) and strength >= 0 and math.isfinite(strength)):
             raise ValueError(f"strength must be a finite number >= 0, got {strength!r}")
         importances, anchor = list(importances), list(anchor)
@@ -554,7 +664,9 @@ class QuadraticPenalty:
             raise ValueError(f"{len(importances)} importances but {len(anchor)} anchor tensors")
         for i, (o, a) in enumerate(zip(importances, anchor)):
             if o.shape != a.shape:
-                raise ValueError(f"importance {i} has shape {tuple(o.shape)}, its anchor {tuple(a.shape)}")
+                raise ValueError(
+                    f"importance {i} has shape {tuple(o.shape)}, its anchor {tuple(a.shape)}"
+                )
         _check_finite(importances, "QuadraticPenalty")
         if any((o < 0).any() for o in importances):
             raise ValueError("importances must be non-negative")
@@ -562,124 +674,135 @@ class QuadraticPenalty:
         self.anchor = [a.detach().clone() for a in anchor]
         self.strength = float(strength)
 
-    def add_task(self, importances: Sequence[torch.Tensor], anchor: Sequence[torch.Tensor]) -> QuadraticPenalty:
+    def add_task(
+        self, importances: Sequence[torch.Tensor], anchor: Sequence[torch.Tensor]
+    ) -> QuadraticPenalty:
         """A penalty with Ω + ``importances`` and the new ``anchor`` (θ at the end of the new task)."""
         if len(importances) != len(self.importances):
-            raise ValueError(f"{len(importances)} new importances for {len(self.importances)} parameters")
+            raise ValueError(
+                f"{len(importances)} new importances for {len(self.importances)} parameters"
+            )
         summed = [o + n.detach() for o, n in zip(self.importances, importances)]
         return QuadraticPenalty(summed, anchor, self.strength)
 
     def __call__(self, model: nn.Module) -> torch.Tensor:
         params = list(model.parameters())
         check_like_model(self.importances, model, "QuadraticPenalty")
-        total = sum(((o * (p - a).square()).sum() for o, p, a in zip(self.importances, params, self.anchor)),
-                    torch.zeros((), device=params[0].device, dtype=params[0].dtype))
-        return self.strength * total
+        terms = [
+            (o * (p - a).square()).sum() for o, p, a in zip(self.importances, params, self.anchor)
+        ]
+        return self.strength * torch.stack(terms).sum()
 
 
-# ----------------------------------------------------------------------------- tasks
+# ----------------------------------------------------------------------------- the registry
+
+
+AfterTask = Callable[[nn.Module, torch.Tensor, "tuple[int, ...] | None"], Importances]
+DuringTask = Callable[[nn.Module, float], PathAccumulator]
 
 
 @dataclass(frozen=True)
-class Task:
-    """One task of a continual-learning benchmark, its data on one device.
+class Method:
+    """A regularisation method: where its importance Ω comes from, and how the book names and draws it.
 
-    ``classes`` is ``None`` for a single-head task (all outputs compete). For a
-    multi-head (split) task it lists the output units of its head: the network keeps
-    one output per class of the whole data set, a task's logits are the columns
-    ``classes`` (the other outputs are ignored — masked out — in its loss, its
-    importances and its accuracy), and its labels ``y_*`` are positions in ``classes``
-    (0 … k−1). Since tasks' classes are disjoint, each head's output weights are its own.
+    ``after_task(model, inputs, classes)`` measures Ω after a task on single examples;
+    ``during_task(model, damping)`` makes the :class:`PathAccumulator` that collects Ω while
+    the task trains. Neither: no penalty (``"none"``).
     """
 
     name: str
-    x_train: torch.Tensor
-    y_train: torch.Tensor
-    x_val: torch.Tensor
-    y_val: torch.Tensor
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    classes: tuple[int, ...] | None = None
+    label: str
+    colour: str
+    after_task: AfterTask | None = None
+    during_task: DuringTask | None = None
 
-    def to(self, device: torch.device | str) -> Task:
-        return Task(self.name, *(t.to(device) for t in (self.x_train, self.y_train, self.x_val, self.y_val,
-                                                         self.x_test, self.y_test)), self.classes)
-
-
-def _train_val(dataset: Dataset, validation: float, seed: int) -> tuple[torch.Tensor, ...]:
-    """(x_train, y_train, x_val, y_val): a random ``validation`` fraction of the training set held out."""
-    if not 0 <= validation < 1:
-        raise ValueError(f"validation must be a fraction in [0, 1), got {validation}")
-    n = len(dataset.y_train)
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).to(dataset.x_train.device)
-    n_val = int(round(validation * n))
-    val, train = order[:n_val], order[n_val:]
-    return dataset.x_train[train], dataset.y_train[train], dataset.x_train[val], dataset.y_train[val]
+    @property
+    def kind(self) -> str:
+        """``"none"``, ``"after the task"`` or ``"during training"``."""
+        return (
+            "after the task"
+            if self.after_task
+            else "during training"
+            if self.during_task
+            else "none"
+        )
 
 
-def permuted_tasks(dataset: Dataset, n_tasks: int, seed: int, *, validation: float = 0.0) -> list[Task]:
-    """``n_tasks`` single-head tasks, each the data set with its input features in a fixed random order.
-
-    Every task's permutation (of the flattened input) is drawn from ``seed``; all tasks
-    use the same examples. ``validation`` holds out that fraction of the training set.
-    """
-    if not isinstance(n_tasks, int) or n_tasks < 1:
-        raise ValueError(f"n_tasks must be a positive int, got {n_tasks!r}")
-    xtr, ytr, xva, yva = _train_val(dataset, validation, seed)
-    generator = torch.Generator().manual_seed(seed)
-    d = dataset.in_features
-    tasks = []
-    for k in range(n_tasks):
-        perm = torch.randperm(d, generator=generator).to(xtr.device)
-
-        def p(x: torch.Tensor) -> torch.Tensor:
-            return x.reshape(len(x), d)[:, perm].reshape(x.shape)
-
-        tasks.append(Task(f"permutation {k + 1}", p(xtr), ytr, p(xva), yva, p(dataset.x_test), dataset.y_test))
-    return tasks
+def _si(variant: str) -> DuringTask:
+    return lambda model, damping: SynapticIntelligence(model, damping=damping, variant=variant)
 
 
-def split_tasks(dataset: Dataset, classes_per_task: int, *, validation: float = 0.0, seed: int = 0) -> list[Task]:
-    """Multi-head tasks of ``classes_per_task`` consecutive classes each: (0, 1), (2, 3), … for 2.
-
-    Labels become positions within the task's classes; see :class:`Task` for the heads.
-    """
-    c = dataset.num_classes
-    if not isinstance(classes_per_task, int) or classes_per_task < 2 or c % classes_per_task:
-        raise ValueError(f"classes_per_task must be an int >= 2 dividing the {c} classes, got {classes_per_task!r}")
-    xtr, ytr, xva, yva = _train_val(dataset, validation, seed)
-    tasks = []
-    for start in range(0, c, classes_per_task):
-        classes = tuple(range(start, start + classes_per_task))
-
-        def pick(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-            keep = (y >= start) & (y < start + classes_per_task)
-            return x[keep], y[keep] - start
-
-        tasks.append(Task(f"classes {classes}", *pick(xtr, ytr), *pick(xva, yva), *pick(dataset.x_test, dataset.y_test),
-                          classes=classes))
-    return tasks
-
-
-@torch.no_grad()
-def task_accuracy(model: nn.Module, task: Task, split: str = "test", *, batch_size: int = 4096) -> float:
-    """Accuracy of ``model`` on ``task`` (its head only for split tasks); ``split`` is "train", "val" or "test"."""
-    x, y = {"train": (task.x_train, task.y_train), "val": (task.x_val, task.y_val),
-            "test": (task.x_test, task.y_test)}[split]
-    if len(y) == 0:
-        return float("nan")
-    was_training = model.training
-    model.eval()
-    idx = _as_index(task.classes, x.device)
-    correct = 0
-    for start in range(0, len(y), batch_size):
-        logits = _head(model(x[start : start + batch_size]), idx)
-        correct += (logits.argmax(1) == y[start : start + batch_size]).sum().item()
-    model.train(was_training)
-    return correct / len(y)
+METHODS: dict[str, Method] = {
+    m.name: m
+    for m in (
+        Method("none", "none", "#999999"),
+        Method("EWC", "EWC", "#0072B2", after_task=lambda model, x, c: fisher(model, x, classes=c)),
+        Method(
+            "sqrtFisher",
+            "√Fisher",
+            "#56B4E9",
+            after_task=lambda model, x, c: sqrt_fisher(model, x, classes=c),
+        ),
+        Method(
+            "AF",
+            "AF",
+            "#009E73",
+            after_task=lambda model, x, c: absolute_fisher(model, x, classes=c),
+        ),
+        Method("MAS", "MAS", "#CC79A7", after_task=lambda model, x, c: mas(model, x, classes=c)),
+        Method("SI", "SI", "#D55E00", during_task=_si("SI")),
+        Method("SIU", "SIU", "#E69F00", during_task=_si("SIU")),
+        Method("SIB", "SIB", "#882255", during_task=_si("SIB")),
+        Method("SOS", "SOS", "#000000", during_task=lambda model, damping: SOS(model)),
+        Method(
+            "OnAF",
+            "OnAF",
+            "#44AA99",
+            during_task=lambda model, damping: OnAF(model, damping=damping),
+        ),
+    )
+}
+"""Every method by name: ``"none"``, the measures after a task, and those accumulated during training."""
+POSTHOC = tuple(name for name, m in METHODS.items() if m.after_task)
+PATH = tuple(name for name, m in METHODS.items() if m.during_task)
 
 
 # ----------------------------------------------------------------------------- training
+
+
+def continual_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batches: Iterator[tuple[torch.Tensor, torch.Tensor]],
+    *,
+    classes: tuple[int, ...] | None = None,
+    penalty: QuadraticPenalty | None = None,
+    accumulators: Sequence[PathAccumulator] = (),
+    independent: Iterator[tuple[torch.Tensor, torch.Tensor]] | None = None,
+) -> Callable[[int], float]:
+    """One update on the next minibatch: task loss, path accumulators, penalty, optimizer step; returns the task loss.
+
+    ``independent`` yields the other minibatches that SIU and SIB need (its own random stream).
+    """
+
+    def step(t: int) -> float:
+        x, y = next(batches)
+        loss = F.cross_entropy(head_logits(model(x), classes), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()  # p.grad = g_t, the gradient of the task loss alone
+        other = (
+            minibatch_gradient(model, *next(independent), classes=classes) if independent else None
+        )
+        for accumulator in accumulators:
+            accumulator.before_step(independent=other)  # reads g_t and θ_t
+        if penalty is not None:
+            penalty(model).backward()  # p.grad += 2c Ω ⊙ (θ − θ_old)
+        optimizer.step()
+        for accumulator in accumulators:
+            accumulator.after_step()  # e.g. SI: ω −= g_t ⊙ (θ_{t+1} − θ_t)
+        return loss.item()
+
+    return step
 
 
 @dataclass
@@ -688,172 +811,234 @@ class ContinualResult:
 
     ``accuracy[i, j]``: test accuracy on task j after training task i (tasks not yet
     trained included); ``val_accuracy`` the same on the validation split (NaN when
-    there is none). ``importances[name][k]``: Ω of task k alone (not summed) for the
-    method and every tracked measure; ``seconds``: wall time.
+    there is none); ``train_loss[k]``: the task loss at every step of task k.
+    ``importances[name][k]``: Ω of task k alone (not summed) for the method and every
+    tracked measure; ``seconds``: wall time.
     """
 
     accuracy: torch.Tensor
     val_accuracy: torch.Tensor
+    train_loss: list[list[float]] = field(default_factory=list)
     importances: dict[str, list[Importances]] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
-    def average_accuracy(self) -> float:
-        """Mean test accuracy over all tasks after the last one."""
-        return float(self.accuracy[-1].mean())
+    def n_tasks(self) -> int:
+        return int(self.accuracy.shape[0])
 
-    @property
-    def average_val_accuracy(self) -> float:
-        return float(self.val_accuracy[-1].mean())
+    def average_accuracy(self, after: int | None = None, *, split: str = "test") -> float:
+        """Mean accuracy over the first ``after`` tasks after training them (default: all tasks), ``split`` "test" or "val"."""
+        n = self.n_tasks if after is None else after
+        if not 1 <= n <= self.n_tasks:
+            raise ValueError(f"after must lie in 1..{self.n_tasks}, got {after}")
+        matrix = self.accuracy if split == "test" else self.val_accuracy
+        return float(matrix[n - 1, :n].mean())
+
+    def forgetting(self, after: int | None = None) -> float:
+        """Mean over tasks j < n of (test accuracy right after learning j − after learning task n); NaN for n = 1."""
+        n = self.n_tasks if after is None else after
+        if n < 2:
+            return math.nan
+        return float(
+            torch.stack(
+                [self.accuracy[j, j] - self.accuracy[n - 1, j] for j in range(n - 1)]
+            ).mean()
+        )
+
+    def first(self, n: int) -> ContinualResult:
+        """The result after the first ``n`` tasks: a run on ``tasks[:n]`` is the first part of a run on more."""
+        if not 1 <= n <= self.n_tasks:
+            raise ValueError(f"n must lie in 1..{self.n_tasks}, got {n}")
+        importances = {m: v[:n] for m, v in self.importances.items()}
+        return ContinualResult(
+            self.accuracy[:n, :n],
+            self.val_accuracy[:n, :n],
+            self.train_loss[:n],
+            importances,
+            self.seconds,
+        )
 
     def to_dict(self) -> dict:
-        return {"accuracy": self.accuracy, "val_accuracy": self.val_accuracy, "importances": self.importances,
-                "seconds": self.seconds}
+        return {
+            "accuracy": self.accuracy,
+            "val_accuracy": self.val_accuracy,
+            "train_loss": self.train_loss,
+            "importances": self.importances,
+            "seconds": self.seconds,
+        }
 
     @classmethod
     def from_dict(cls, d: dict) -> ContinualResult:
-        return cls(d["accuracy"], d["val_accuracy"], d["importances"], d["seconds"])
+        return cls(
+            d["accuracy"], d["val_accuracy"], d["train_loss"], d["importances"], d["seconds"]
+        )
+
+
+def _check_run(
+    method: str, track: Sequence[str], tasks: Sequence[Task], sizes: dict[str, int | None]
+) -> list[str]:
+    """The measures a run computes (its method's first), after checking its arguments."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; choose one of {list(METHODS)}")
+    unknown = [t for t in track if t not in METHODS or t == "none"]
+    if unknown:
+        raise ValueError(f"unknown measures to track {unknown}; choose from {list(METHODS)[1:]}")
+    if not tasks:
+        raise ValueError("no tasks")
+    bad = {name: value for name, value in sizes.items() if value is not None and value < 1}
+    if bad:
+        raise ValueError(f"these must be >= 1: {bad}")
+    return list(dict.fromkeys(([method] if method != "none" else []) + list(track)))
+
+
+def train_task(
+    model: nn.Module,
+    task: Task,
+    *,
+    penalty: QuadraticPenalty | None,
+    accumulators: Sequence[PathAccumulator],
+    lr: float,
+    batch_size: int,
+    steps: int,
+    seed: int,
+    show_progress: bool = True,
+    desc: str = "task",
+) -> History:
+    """Learn one task: a fresh Adam, :func:`continual_step` run ``steps`` times by :func:`~nnstudies.training.fit`.
+
+    Minibatches come from a random stream seeded by ``seed``; SIU's and SIB's independent
+    minibatches from another one, so tracking them leaves the trajectory unchanged.
+    """
+    optimizer = torch.optim.Adam(
+        model.parameters(), lr=lr
+    )  # Adam's state is reset at every task, as in the paper
+    for accumulator in accumulators:
+        accumulator.begin_task()
+    data = task.training_set()
+    others = (
+        minibatches(data, batch_size, seed=2 * seed + 1)
+        if any(a.needs_independent for a in accumulators)
+        else None
+    )
+    step = continual_step(
+        model,
+        optimizer,
+        minibatches(data, batch_size, seed=2 * seed),
+        classes=task.classes,
+        penalty=penalty,
+        accumulators=accumulators,
+        independent=others,
+    )
+    return fit(
+        step,
+        steps=steps,
+        show_progress=show_progress,
+        desc=desc,
+        hint=f" ({desc}); try a smaller strength c",
+    )
+
+
+@contextmanager
+def _threads(count: int | None) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``count`` (unchanged when None) inside the block, restored after it."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _evaluate(result: ContinualResult, k: int, model: nn.Module, tasks: Sequence[Task]) -> None:
+    """Row k of the accuracy matrices: every task's test and validation accuracy after training task k."""
+    for j, other in enumerate(tasks):
+        result.accuracy[k, j] = task_accuracy(model, other, "test")
+        result.val_accuracy[k, j] = task_accuracy(model, other, "val")
 
 
 def run_continual(
-    model_fn: Callable[[], nn.Module],
+    model: nn.Module,
     tasks: Sequence[Task],
     method: str,
     strength: float,
     *,
     epochs: int = 5,
+    steps: int | None = None,
     batch_size: int = 64,
     lr: float = 1e-3,
     damping: float = 0.1,
     n_importance: int = 1000,
     track: Sequence[str] = (),
     seed: int = 0,
-    device: torch.device | str | None = None,
     show_progress: bool = True,
     desc: str | None = None,
     threads: int | None = None,
 ) -> ContinualResult:
-    """Train ``model_fn()`` on ``tasks`` in order with ``method``'s quadratic penalty of strength ``strength``.
+    """Train ``model`` (in place) on ``tasks`` in order with ``method``'s quadratic penalty of strength ``strength``.
 
-    Each task: Adam (learning rate ``lr``, state reset at the task's start) for
-    ``epochs`` passes over the task's training set in minibatches of ``batch_size``;
-    loss = cross-entropy (the task's head) + c Σ Ω (θ − θ^old)² with Ω summed over
-    earlier tasks. At the task's end the method's Ω is measured (the post-hoc
-    measures on the task's first ``n_importance`` training inputs) and added. ``method``
-    is one of :data:`METHODS` (``"none"``: no penalty). ``track`` names more measures
-    to compute alongside on the same trajectory (they do not change training; SIU
-    and SIB draw their independent minibatches from a generator of their own).
-    ``threads`` sets torch's intra-op threads for the run (restored afterwards): small
-    networks on a busy CPU train faster on one thread than on several.
+    Each task: a fresh Adam (learning rate ``lr``) runs :func:`continual_step` through
+    :func:`~nnstudies.training.fit` for ``steps`` updates (default: ``epochs`` passes over the
+    task's training set in minibatches of ``batch_size``). At the task's end the method's Ω
+    is measured (measures after a task: on its first ``n_importance`` training inputs) and
+    added to the penalty. ``method`` is a key of :data:`METHODS`; ``track`` names more
+    measures computed on the same trajectory (they do not change it: SIU and SIB draw their
+    independent minibatches from a stream of their own). Minibatches of task k come from a
+    stream seeded by (``seed``, k), so the first k tasks of a longer run are the run on k tasks.
+    ``threads`` sets torch's intra-op threads for the run (restored afterwards).
     """
-    previous = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        return _run_continual(model_fn, tasks, method, strength, epochs=epochs, batch_size=batch_size, lr=lr,
-                              damping=damping, n_importance=n_importance, track=track, seed=seed, device=device,
-                              show_progress=show_progress, desc=desc)
-    finally:
-        torch.set_num_threads(previous)
-
-
-def _run_continual(
-    model_fn: Callable[[], nn.Module],
-    tasks: Sequence[Task],
-    method: str,
-    strength: float,
-    *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    damping: float,
-    n_importance: int,
-    track: Sequence[str],
-    seed: int,
-    device: torch.device | str | None,
-    show_progress: bool,
-    desc: str | None,
-) -> ContinualResult:
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    unknown = [t for t in track if t not in METHODS or t == "none"]
-    if unknown:
-        raise ValueError(f"unknown measures to track {unknown}; choose from {METHODS[1:]}")
-    if not tasks:
-        raise ValueError("no tasks")
-    if epochs < 1 or batch_size < 1 or n_importance < 1:
-        raise ValueError(f"epochs, batch_size and n_importance must be >= 1, got {epochs}, {batch_size}, {n_importance}")
-    import time
-
-    started = time.perf_counter()
-    torch.manual_seed(seed)
-    model = model_fn()
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device)
+    measures = _check_run(
+        method,
+        track,
+        tasks,
+        {"epochs": epochs, "steps": steps, "batch_size": batch_size, "n_importance": n_importance},
+    )
+    started, device, n = time.perf_counter(), next(model.parameters()).device, len(tasks)
     tasks = [t.to(device) for t in tasks]
-    measures = list(dict.fromkeys(([method] if method != "none" else []) + list(track)))
-    accumulators = {m: make_accumulator(m, model, damping=damping) for m in measures if m in PATH}
-    need_independent = any(a.needs_independent for a in accumulators.values())
-    order_gen = torch.Generator().manual_seed(seed)
-    indep_gen = torch.Generator().manual_seed(seed + 10_007)
+    accumulators = {m: build(model, damping) for m in measures if (build := METHODS[m].during_task)}
+    result = ContinualResult(
+        torch.full((n, n), math.nan),
+        torch.full((n, n), math.nan),
+        importances={m: [] for m in measures},
+    )
     penalty: QuadraticPenalty | None = None
-    n_tasks = len(tasks)
-    acc = torch.full((n_tasks, n_tasks), float("nan"))
-    val = torch.full((n_tasks, n_tasks), float("nan"))
-    importances: dict[str, list[Importances]] = {m: [] for m in measures}
-    steps_per_task = sum(epochs * math.ceil(len(t.y_train) / batch_size) for t in tasks)
-    step = 0
-    with progress(total=steps_per_task, desc=desc or f"{method} c={strength:g}", disable=not show_progress) as bar:
+    model.train()
+    with _threads(threads):
         for k, task in enumerate(tasks):
-            idx = _as_index(task.classes, device)
-            opt = torch.optim.Adam(model.parameters(), lr=lr)  # reset per task, as in the paper
-            for a in accumulators.values():
-                a.begin_task()
-            n = len(task.y_train)
-            model.train()
-            for _ in range(epochs):
-                order = torch.randperm(n, generator=order_gen).to(device)
-                for start in range(0, n, batch_size):
-                    index = order[start : start + batch_size]
-                    opt.zero_grad(set_to_none=True)
-                    loss = F.cross_entropy(_head(model(task.x_train[index]), idx), task.y_train[index])
-                    value = loss.item()
-                    step += 1
-                    if not math.isfinite(value):
-                        raise DivergenceError(step, value, History(), f" (task {k + 1}, {method}, c={strength:g})")
-                    loss.backward()
-                    independent = None
-                    if need_independent:
-                        other = torch.randint(n, (len(index),), generator=indep_gen).to(device)
-                        independent = minibatch_gradient(model, task.x_train[other], task.y_train[other], classes=idx)
-                    for a in accumulators.values():
-                        a.before_step(independent=independent)
-                    if penalty is not None and strength > 0:
-                        penalty(model).backward()
-                    opt.step()
-                    for a in accumulators.values():
-                        a.after_step()
-                    bar.update(1)
-            inputs = task.x_train[:n_importance]
-            fisher_cache: Importances | None = None
-            for m in measures:
-                if m in PATH:
-                    omega = accumulators[m].end_task()
-                elif m in ("EWC", "sqrtFisher"):
-                    fisher_cache = fisher_cache or fisher(model, inputs, classes=task.classes)
-                    omega = fisher_cache if m == "EWC" else [f.sqrt() for f in fisher_cache]
-                else:
-                    omega = compute_importance(m, model, inputs, classes=task.classes)
-                importances[m].append([o.detach().cpu() for o in omega])
+            history = train_task(
+                model,
+                task,
+                penalty=penalty if strength > 0 else None,
+                accumulators=list(accumulators.values()),
+                lr=lr,
+                batch_size=batch_size,
+                steps=steps or epochs * math.ceil(len(task.y_train) / batch_size),
+                seed=seed * 1_000_003 + k,
+                show_progress=show_progress,
+                desc=f"{desc or method}, task {k + 1}/{n}",
+            )
+            result.train_loss.append(history.train_loss)
+            for m in measures:  # this task's Ω of every measure
+                after = METHODS[m].after_task
+                omega = (
+                    after(model, task.x_train[:n_importance], task.classes)
+                    if after
+                    else accumulators[m].end_task()
+                )
+                result.importances[m].append([o.detach().cpu() for o in omega])
             if method != "none":
-                anchor = [p.detach().clone() for p in model.parameters()]
-                own = [o.to(device) for o in importances[method][-1]]
-                penalty = QuadraticPenalty(own, anchor, strength) if penalty is None else penalty.add_task(own, anchor)
-            for j, other_task in enumerate(tasks):
-                acc[k, j] = task_accuracy(model, other_task, "test")
-                val[k, j] = task_accuracy(model, other_task, "val")
-            bar.set_postfix(task=k + 1, avg_acc=f"{acc[k, : k + 1].mean():.3f}", refresh=False)
-    return ContinualResult(acc, val, importances, time.perf_counter() - started)
+                own, anchor = (
+                    [o.to(device) for o in result.importances[method][-1]],
+                    [p.detach() for p in model.parameters()],
+                )
+                penalty = (
+                    QuadraticPenalty(own, anchor, strength)
+                    if penalty is None
+                    else penalty.add_task(own, anchor)
+                )
+            _evaluate(result, k, model, tasks)
+    result.seconds = time.perf_counter() - started
+    return result
 
 
 def pearson(a: Sequence[torch.Tensor], b: Sequence[torch.Tensor]) -> float:
