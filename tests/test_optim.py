@@ -1,4 +1,6 @@
-"""nnstudies.optim against explicitly formed matrices, per-example autograd loops, and a peer library (curvlinops)."""
+"""nnstudies.optim against explicitly formed matrices, per-example autograd loops, and a peer
+library (curvlinops).
+"""
 
 from __future__ import annotations
 
@@ -15,13 +17,17 @@ from nnstudies.optim import (
     KFAC,
     NaturalGradient,
     a_inner_cosine,
+    damped_inverse,
     foof_direction,
+    heuristic_damping,
+    input_factor,
     kfac_direction,
     layer_statistics,
     natural_gradient_direction,
+    output_factor,
     sample_labels,
+    training_step,
 )
-
 
 
 @pytest.fixture(autouse=True)
@@ -40,16 +46,23 @@ def tiny(bias: bool = True, seed: int = 0) -> tuple[MLP, torch.Tensor, torch.Ten
 
 
 def per_example_grads(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Reference: a Python loop of autograd gradients of ℓ_i, flattened over all parameters (B × |θ|)."""
+    """Reference: a Python loop of autograd gradients of ℓ_i, flattened over all parameters (B ×
+    |θ|)."""
     rows = []
     for i in range(len(x)):
         loss = F.cross_entropy(model(x[i : i + 1]), y[i : i + 1])
-        rows.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(model.parameters()))]))
+        rows.append(
+            torch.cat([g.reshape(-1) for g in torch.autograd.grad(loss, list(model.parameters()))])
+        )
     return torch.stack(rows)
 
 
-def explicit_factors(model: MLP, x: torch.Tensor, y: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
-    """Reference: (Ā, Ḡ, ∇W̃) per layer from a loop over examples, with inputs and output gradients by autograd."""
+def explicit_factors(
+    model: MLP, x: torch.Tensor, y: torch.Tensor
+) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Reference: (Ā, Ḡ, ∇W̃) per layer from a loop over examples, with inputs and output gradients
+    by autograd.
+    """
     out = []
     layers = model.linears
     for index, layer in enumerate(layers):
@@ -95,7 +108,14 @@ def test_statistics_match_an_explicit_loop(bias: bool) -> None:
         torch.testing.assert_close(s.gradient(), grad)
     # and the gradient is the gradient of the batch-mean loss
     auto = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
-    ours = as_matrices(model, [g for s in stats for g in ([s.gradient()[:, :-1], s.gradient()[:, -1]] if bias else [s.gradient()])])
+    ours = as_matrices(
+        model,
+        [
+            g
+            for s in stats
+            for g in ([s.gradient()[:, :-1], s.gradient()[:, -1]] if bias else [s.gradient()])
+        ],
+    )
     torch.testing.assert_close(ours, as_matrices(model, list(auto)))
 
 
@@ -114,7 +134,11 @@ def test_kfac_heuristic_explicit() -> None:
     for d, (a, g, grad) in zip(ours, explicit_factors(model, x, y)):
         pi = math.sqrt((a.trace() / len(a)) / (g.trace() / len(g)))
         lam_a, lam_g = pi * math.sqrt(lam), math.sqrt(lam) / pi
-        expected = torch.linalg.inv(g + lam_g * torch.eye(len(g))) @ grad @ torch.linalg.inv(a + lam_a * torch.eye(len(a)))
+        expected = (
+            torch.linalg.inv(g + lam_g * torch.eye(len(g)))
+            @ grad
+            @ torch.linalg.inv(a + lam_a * torch.eye(len(a)))
+        )
         torch.testing.assert_close(d, expected)
 
 
@@ -123,7 +147,9 @@ def test_kfac_standard_damping_is_the_damped_kronecker_product() -> None:
     lam = 0.05
     ours = as_matrices(model, kfac_direction(model, x, y, lam, damping_kind="standard"))
     for d, (a, g, grad) in zip(ours, explicit_factors(model, x, y)):
-        big = torch.kron(a, g) + lam * torch.eye(len(a) * len(g))  # acts on vec(X) = columns stacked
+        big = torch.kron(a, g) + lam * torch.eye(
+            len(a) * len(g)
+        )  # acts on vec(X) = columns stacked
         vec = torch.linalg.solve(big, grad.T.reshape(-1))
         torch.testing.assert_close(d, vec.reshape(grad.shape[1], grad.shape[0]).T)
 
@@ -132,19 +158,35 @@ def test_kfac_standard_damping_is_the_damped_kronecker_product() -> None:
 def test_natural_gradient_against_explicit_fisher(fisher: str) -> None:
     model, x, y = tiny()
     lam = 0.1
-    labels = y if fisher == "empirical" else sample_labels(model(x), generator=torch.Generator().manual_seed(3))
+    labels = (
+        y
+        if fisher == "empirical"
+        else sample_labels(model(x), generator=torch.Generator().manual_seed(3))
+    )
     g_i = per_example_grads(model, x, labels)
     fisher_matrix = g_i.T @ g_i / len(x)
-    grad = torch.cat([g.reshape(-1) for g in torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))])
+    grad = torch.cat(
+        [
+            g.reshape(-1)
+            for g in torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
+        ]
+    )
     expected = torch.linalg.solve(fisher_matrix + lam * torch.eye(len(grad)), grad)
-    ours = natural_gradient_direction(model, x, y, lam, fisher=fisher, generator=torch.Generator().manual_seed(3))
+    ours = natural_gradient_direction(
+        model, x, y, lam, fisher=fisher, generator=torch.Generator().manual_seed(3)
+    )
     torch.testing.assert_close(torch.cat([d.reshape(-1) for d in ours]), expected)
 
 
 def test_conv2d_statistics_and_natural_gradient() -> None:
     torch.manual_seed(4)
-    model = nn.Sequential(nn.Conv2d(2, 3, 3, padding=1), nn.ReLU(), nn.Conv2d(3, 2, 2, stride=2, bias=False),
-                          nn.Flatten(), nn.Linear(2 * 2 * 2, 3))
+    model = nn.Sequential(
+        nn.Conv2d(2, 3, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(3, 2, 2, stride=2, bias=False),
+        nn.Flatten(),
+        nn.Linear(2 * 2 * 2, 3),
+    )
     x, y = torch.randn(5, 2, 4, 4), torch.randint(3, (5,))
     stats = layer_statistics(model, x, y)
     auto = torch.autograd.grad(F.cross_entropy(model(x), y), list(model.parameters()))
@@ -160,12 +202,24 @@ def test_conv2d_statistics_and_natural_gradient() -> None:
 
 
 def test_kfac_matches_curvlinops() -> None:
-    """The KFAC curvature Ā ⊗ Ḡ against a peer library: curvlinops' KFACLinearOperator (empirical Fisher), as dense matrices."""
-    curvlinops = pytest.importorskip("curvlinops", reason="curvlinops (a test-only peer library) is not installed; `make test` installs it")
+    """The KFAC curvature Ā ⊗ Ḡ against a peer library: curvlinops' KFACLinearOperator (empirical
+    Fisher), as dense matrices.
+    """
+    curvlinops = pytest.importorskip(
+        "curvlinops",
+        reason="curvlinops (a test-only peer library) is not installed; `make test` installs it",
+    )
     model, x, y = tiny()
     params = list(model.parameters())
-    op = curvlinops.KFACLinearOperator(model, nn.CrossEntropyLoss(), params, [(x, y)], fisher_type="empirical",
-                                       separate_weight_and_bias=False, check_deterministic=False)
+    op = curvlinops.KFACLinearOperator(
+        model,
+        nn.CrossEntropyLoss(),
+        params,
+        [(x, y)],
+        fisher_type="empirical",
+        separate_weight_and_bias=False,
+        check_deterministic=False,
+    )
     dim = sum(p.numel() for p in params)
     theirs = op @ torch.eye(dim)
     stats = layer_statistics(model, x, y)
@@ -197,7 +251,9 @@ def test_optimizer_step_equals_lr_times_direction(kind: str) -> None:
     elif kind.startswith("kfac"):
         damping_kind = kind.split("-")[1]
         direction = kfac_direction(model, x, y, lam, damping_kind=damping_kind, fisher="empirical")
-        opt = KFAC(model, lr, lam, damping_kind=damping_kind, fisher="empirical", decay=0.0, inv_period=1)
+        opt = KFAC(
+            model, lr, lam, damping_kind=damping_kind, fisher="empirical", decay=0.0, inv_period=1
+        )
     else:
         direction = natural_gradient_direction(model, x, y, lam)
         opt = NaturalGradient(model, lr, lam, fisher="empirical")
@@ -227,9 +283,14 @@ def test_foof_momentum_and_period() -> None:
     inverse = None
     for step in range(4):
         xb = x + 0.1 * step
-        if step % 3 == 0:  # the only steps whose inputs feed Ā (stat_steps=1, decay 0): refresh the inverse
+        if (
+            step % 3 == 0
+        ):  # the only steps whose inputs feed Ā (stat_steps=1, decay 0): refresh the inverse
             stats = layer_statistics(ref, xb, y)
-            inverse = [torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0])) for s in stats]
+            inverse = [
+                torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0]))
+                for s in stats
+            ]
         grads = [s.gradient() for s in layer_statistics(ref, xb, y)]
         velocity = grads if velocity is None else [0.9 * v + g for v, g in zip(velocity, grads)]
         with torch.no_grad():
@@ -273,6 +334,140 @@ def test_bad_inputs() -> None:
 def test_singular_factor_is_reported() -> None:
     model, x, y = tiny()
     opt = FOOF(model, 0.1, 1e-30, momentum=0.0, decay=0.0, inv_period=1)
-    F.cross_entropy(model(torch.zeros_like(x)), y).backward()  # inputs all zero: Ā is singular (but for the bias)
+    F.cross_entropy(
+        model(torch.zeros_like(x)), y
+    ).backward()  # inputs all zero: Ā is singular (but for the bias)
     with pytest.raises(FloatingPointError, match="singular|positive definite"):
         opt.step()
+
+
+# ----------------------------------------------------------- the one place for factors and inverses
+
+
+def _spd(n: int, seed: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, 2 * n, generator=g)
+    return x @ x.T / (2 * n)
+
+
+@pytest.mark.parametrize("kind", ["foof", "heuristic", "standard"])
+def test_damped_inverse_against_explicit_matrices(kind: str) -> None:
+    a, g = _spd(4, 0), _spd(3, 1)
+    grad = torch.randn(3, 4, generator=torch.Generator().manual_seed(2))
+    lam = 0.2
+    if kind == "foof":
+        ours = damped_inverse(a, None, lam).apply(grad)
+        expected = grad @ torch.linalg.inv(a + lam * torch.eye(4))
+    elif kind == "heuristic":
+        ours = damped_inverse(a, g, lam, "heuristic").apply(grad)
+        pi = math.sqrt((a.trace() / 4) / (g.trace() / 3))
+        lam_a, lam_g = pi * math.sqrt(lam), math.sqrt(lam) / pi
+        assert heuristic_damping(a, g, lam) == pytest.approx((lam_a, lam_g))
+        expected = (
+            torch.linalg.inv(g + lam_g * torch.eye(3))
+            @ grad
+            @ torch.linalg.inv(a + lam_a * torch.eye(4))
+        )
+    else:
+        ours = damped_inverse(a, g, lam, "standard").apply(grad)
+        vec = torch.linalg.solve(torch.kron(a, g) + lam * torch.eye(12), grad.T.reshape(-1))
+        expected = vec.reshape(4, 3).T
+    torch.testing.assert_close(ours, expected)
+
+
+def test_factors_average_over_examples_and_positions() -> None:
+    a = torch.randn(5, 3, 4)  # (B, positions, features)
+    e = torch.randn(5, 3, 2)
+    torch.testing.assert_close(
+        input_factor(a), sum(torch.outer(v, v) for v in a.reshape(-1, 4)) / 15
+    )
+    torch.testing.assert_close(
+        output_factor(e), sum(torch.outer(v, v) for v in e.reshape(-1, 2)) / 5
+    )
+
+
+@pytest.mark.parametrize("kind", ["heuristic", "standard"])
+def test_optimizer_inverses_are_the_directions_inverses(kind: str) -> None:
+    """KFAC.invert() and kfac_direction share damped_inverse: one step with fresh factors is −η ×
+    the direction.
+    """
+    model, x, y = tiny(seed=2)
+    opt = KFAC(model, 0.1, 0.3, damping_kind=kind, fisher="empirical", decay=0.0, inv_period=1)
+    direction = kfac_direction(model, x, y, 0.3, damping_kind=kind, fisher="empirical")
+    before = [p.detach().clone() for p in model.parameters()]
+    training_step(opt, model, x, y)
+    for p, p0, d in zip(model.parameters(), before, direction):
+        torch.testing.assert_close(p.detach(), p0 - 0.1 * d)
+    opt.invert()  # the same factors again: the same update direction
+    with pytest.raises(RuntimeError, match="no Ā yet"):
+        FOOF(model, 0.1, 1.0).invert()
+
+
+def test_chapter_cosine_matches_a_inner_cosine() -> None:
+    """The chapter's KFAC-vs-FOOF cosine equals a_inner_cosine of kfac_direction and foof_direction
+    at λ_A.
+    """
+    from nnstudies.chapters.neuron_descent import cosine_to_foof
+
+    model, x, y = tiny(bias=False, seed=3)
+    lam = 0.1
+    heuristic, standard = cosine_to_foof(model, x, y, lam, seed=5)
+    expected = {}
+    for kind in ("heuristic", "standard"):
+        kfac = kfac_direction(
+            model,
+            x,
+            y,
+            lam,
+            damping_kind=kind,
+            fisher="mc",
+            generator=torch.Generator().manual_seed(5),
+        )
+        stats = layer_statistics(
+            model, x, y, fisher="mc", generator=torch.Generator().manual_seed(5)
+        )
+        cosines = []
+        for i, s in enumerate(stats):
+            lam_a, _ = heuristic_damping(s.a_factor(), s.g_factor(), lam)
+            cosines.append(a_inner_cosine(model, x, kfac, foof_direction(model, x, y, lam_a))[i])
+        expected[kind] = sum(cosines) / len(cosines)
+    assert heuristic == pytest.approx(expected["heuristic"])
+    assert standard == pytest.approx(expected["standard"])
+
+
+def test_tuning_avoids_the_edge_of_stability() -> None:
+    """A grid point whose next larger learning rate fails (diverges, climbs, or ends 10× worse) is
+    not chosen.
+    """
+    from nnstudies.chapters.neuron_descent import Run, Setting, TuningResult
+    from nnstudies.training import History
+
+    def run(final: float, best: float | None = None, diverged: bool = False) -> Run:
+        h = History(
+            train_loss=[2.3], eval_step=[1, 2], metrics={"train_loss": [best or final, final]}
+        )
+        if diverged:
+            h.metrics["diverged_at"] = [7.0]
+        return Run("sgd", Setting(0.1), 0, h)
+
+    tuning = TuningResult(
+        "sgd",
+        {
+            Setting(0.01): [run(0.3)],
+            Setting(0.03): [run(0.1)],
+            Setting(0.1): [run(0.01)],
+            Setting(0.3): [run(1.9, best=1.5)],
+        },
+    )
+    assert not tuning.stable(
+        Setting(0.1)
+    )  # its neighbour 0.3 ends 190× worse: the cliff is one step away
+    assert tuning.choice == Setting(0.03)
+    tuning.runs[Setting(0.3)] = [run(2.3, diverged=True)]
+    assert tuning.choice == Setting(0.03)
+    tuning.runs[Setting(0.3)] = [run(0.05)]
+    assert tuning.choice == Setting(0.1)
+    tuning.runs[Setting(0.1)] = [run(0.01, best=0.001)]  # climbing at the end: 10× above its best
+    assert math.isinf(tuning.score(Setting(0.1)))
+    assert tuning.choice == Setting(0.01)  # 0.3 sits on the grid's edge: nothing checks it
+    assert not tuning.stable(Setting(0.3))

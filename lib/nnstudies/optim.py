@@ -1,4 +1,5 @@
-"""KFAC, exact natural gradient and FOOF ("gradient descent on neurons"), as directions and as optimizers.
+"""KFAC, exact natural gradient and FOOF ("gradient descent on neurons"), as directions and as
+optimizers.
 
 Conventions (Benzing 2022). For a layer with weight W (an ``nn.Linear``, or an
 ``nn.Conv2d`` seen as a linear map on input patches) take, for example i, its
@@ -22,7 +23,11 @@ distribution (``fisher="mc"``, one draw per input).
 - natural gradient: Δ = (F + λI)⁻¹ g over all parameters, F = (1/B) Σ g_i g_iᵀ from
   per-example gradients g_i, by the Woodbury identity without forming F.
 
-Every direction is returned per parameter, shaped like ``model.parameters()``;
+The factors (:func:`input_factor`, :func:`output_factor`) and their damped inverses
+(:func:`damped_inverse`, a :class:`DampedInverse` per layer) are computed in one place,
+used alike by the one-batch directions (:func:`foof_direction`, :func:`kfac_direction`)
+and the optimizers (:class:`FOOF`, :class:`KFAC`); FOOF is the case with no output-side
+factor. Every direction is returned per parameter, shaped like ``model.parameters()``;
 an update is θ ← θ − η Δ.
 """
 
@@ -40,47 +45,69 @@ from torch import nn
 __all__ = [
     "FOOF",
     "KFAC",
+    "DampedInverse",
     "LayerStatistics",
     "NaturalGradient",
     "a_inner_cosine",
+    "damped_inverse",
     "foof_direction",
+    "heuristic_damping",
+    "input_factor",
     "kfac_direction",
     "layer_statistics",
     "natural_gradient_direction",
+    "output_factor",
     "sample_labels",
     "supported_layers",
     "training_step",
+    "woodbury_solve",
 ]
 
 _SUPPORTED = (nn.Linear, nn.Conv2d)
+Layer = nn.Linear | nn.Conv2d  #: the layers KFAC, FOOF and the natural gradient handle
 _LOSSES = ("cross_entropy", "mse")
 _FISHERS = ("empirical", "mc")
 
 
-# ----------------------------------------------------------------------------- layers and statistics
+# ---------------------------------------------------------------------------- layers and statistics
 
 
-def supported_layers(model: nn.Module) -> list[nn.Module]:
-    """The ``nn.Linear`` and ``nn.Conv2d`` layers of ``model``; any other layer with parameters is an error."""
-    layers = []
+def supported_layers(model: nn.Module) -> list[Layer]:
+    """The ``nn.Linear`` and ``nn.Conv2d`` layers of ``model``; any other layer with parameters is
+    an error.
+    """
+    layers: list[Layer] = []
     for name, module in model.named_modules():
         own = list(module.parameters(recurse=False))
         if isinstance(module, _SUPPORTED):
-            if isinstance(module, nn.Conv2d) and module.groups != 1:
-                raise ValueError(f"layer {name!r}: grouped convolutions are not supported")
+            if isinstance(module, nn.Conv2d) and (
+                module.groups != 1 or isinstance(module.padding, str)
+            ):
+                raise ValueError(
+                    f"layer {name!r}: grouped convolutions and string paddings are not supported"
+                )
             layers.append(module)
         elif own:
-            raise ValueError(f"layer {name!r} ({type(module).__name__}) has parameters; nnstudies.optim supports "
-                             "only nn.Linear and nn.Conv2d")
+            raise ValueError(
+                f"layer {name!r} ({type(module).__name__}) has parameters; "
+                "nnstudies.optim supports only nn.Linear and nn.Conv2d"
+            )
     if not layers:
         raise ValueError("the model has no nn.Linear or nn.Conv2d layer")
     return layers
 
 
-def _patches(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+def _patches(layer: Layer, x: torch.Tensor) -> torch.Tensor:
     """Layer inputs as (B, positions, features), with a column of ones when the layer has a bias."""
     if isinstance(layer, nn.Conv2d):
-        cols = F.unfold(x, layer.kernel_size, dilation=layer.dilation, padding=layer.padding, stride=layer.stride)
+        assert not isinstance(layer.padding, str)  # supported_layers refuses string paddings
+        cols = F.unfold(
+            x,
+            layer.kernel_size,
+            dilation=layer.dilation,
+            padding=layer.padding,
+            stride=layer.stride,
+        )
         a = cols.transpose(1, 2)  # (B, P, C·kh·kw)
     else:
         a = x.reshape(x.shape[0], -1, x.shape[-1])  # (B, 1, m) for (B, m)
@@ -94,26 +121,32 @@ def _positions(z: torch.Tensor) -> torch.Tensor:
     return z.flatten(2).transpose(1, 2) if z.ndim == 4 else z.reshape(z.shape[0], -1, z.shape[-1])
 
 
-def _weight_matrix(layer: nn.Module, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def _weight_matrix(layer: Layer, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """W̃ = [W b] as a matrix (units out × inputs)."""
     w = weight.reshape(weight.shape[0], -1)
     return torch.cat([w, bias[:, None]], dim=1) if bias is not None else w
 
 
-def _split(layer: nn.Module, matrix: torch.Tensor) -> list[torch.Tensor]:
+def _split(layer: Layer, matrix: torch.Tensor) -> list[torch.Tensor]:
     """Undo :func:`_weight_matrix`: [weight, bias] (bias only when the layer has one)."""
     if layer.bias is None:
         return [matrix.reshape(layer.weight.shape)]
     return [matrix[:, :-1].reshape(layer.weight.shape), matrix[:, -1].clone()]
 
 
-def sample_labels(outputs: torch.Tensor, loss: str = "cross_entropy", generator: torch.Generator | None = None) -> torch.Tensor:
-    """Targets drawn from the model's predictive distribution: a class from softmax(outputs), or outputs + N(0, I) for MSE."""
+def sample_labels(
+    outputs: torch.Tensor, loss: str = "cross_entropy", generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Targets drawn from the model's predictive distribution: a class from softmax(outputs), or
+    outputs + N(0, I) for MSE.
+    """
     outputs = outputs.detach()
     if loss == "cross_entropy":
         probs = torch.softmax(outputs.double(), dim=1)
         return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(outputs.device)
-    noise = torch.randn(outputs.shape, generator=generator, dtype=outputs.dtype, device="cpu").to(outputs.device)
+    noise = torch.randn(outputs.shape, generator=generator, dtype=outputs.dtype, device="cpu").to(
+        outputs.device
+    )
     return outputs + noise
 
 
@@ -132,10 +165,13 @@ def _check_kinds(loss: str, fisher: str) -> None:
 
 
 @contextmanager
-def _recording(layers: Sequence[nn.Module]) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
+def _recording(layers: Sequence[Layer]) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
     """Record (input, output) of every layer during forward passes inside the block."""
     seen: list[tuple[torch.Tensor, torch.Tensor]] = []
-    handles = [layer.register_forward_hook(lambda _m, inp, out: seen.append((inp[0].detach(), out))) for layer in layers]
+    handles = [
+        layer.register_forward_hook(lambda _m, inp, out: seen.append((inp[0].detach(), out)))
+        for layer in layers
+    ]
     try:
         yield seen
     finally:
@@ -145,9 +181,11 @@ def _recording(layers: Sequence[nn.Module]) -> Iterator[list[tuple[torch.Tensor,
 
 @dataclass
 class LayerStatistics:
-    """One layer's per-example quantities on a batch: inputs a (B, P, m̃) and output gradients (B, P, n)."""
+    """One layer's per-example quantities on a batch: inputs a (B, P, m̃) and output gradients (B,
+    P, n).
+    """
 
-    layer: nn.Module
+    layer: Layer
     a: torch.Tensor
     e: torch.Tensor  # true labels: the gradient's
     e_fisher: torch.Tensor  # the curvature's: true labels (empirical) or sampled labels (mc)
@@ -161,14 +199,12 @@ class LayerStatistics:
         return torch.einsum("bpn,bpm->nm", self.e, self.a) / self.batch
 
     def a_factor(self) -> torch.Tensor:
-        """Ā, averaged over examples and positions."""
-        a = self.a.reshape(-1, self.a.shape[-1])
-        return a.T @ a / a.shape[0]
+        """Ā of this batch (:func:`input_factor`)."""
+        return input_factor(self.a)
 
     def g_factor(self) -> torch.Tensor:
-        """Ḡ, summed over positions and averaged over examples."""
-        e = self.e_fisher.reshape(-1, self.e_fisher.shape[-1])
-        return e.T @ e / self.batch
+        """Ḡ of this batch, from the curvature's output gradients (:func:`output_factor`)."""
+        return output_factor(self.e_fisher)
 
 
 def layer_statistics(
@@ -180,7 +216,9 @@ def layer_statistics(
     loss: str = "cross_entropy",
     generator: torch.Generator | None = None,
 ) -> list[LayerStatistics]:
-    """Per supported layer, the inputs and per-example output gradients of one batch (one forward, one or two backwards)."""
+    """Per supported layer, the inputs and per-example output gradients of one batch (one forward,
+    one or two backwards).
+    """
     _check_kinds(loss, fisher)
     layers = supported_layers(model)
     if len(inputs) != len(targets):
@@ -198,12 +236,40 @@ def layer_statistics(
     else:
         grads_f = grads
     return [
-        LayerStatistics(layer, _patches(layer, x), _positions(g).detach() * batch, _positions(gf).detach() * batch)
+        LayerStatistics(
+            layer,
+            _patches(layer, x),
+            _positions(g).detach() * batch,
+            _positions(gf).detach() * batch,
+        )
         for layer, (x, _), g, gf in zip(layers, seen, grads, grads_f)
     ]
 
 
-# ----------------------------------------------------------------------------- directions
+# ---------------------------------------------------------------------- the curvature, in one place
+
+
+def input_factor(a: torch.Tensor) -> torch.Tensor:
+    """Ā = mean of a aᵀ over examples and positions, from layer inputs ``a`` shaped (B, P, m̃)."""
+    flat = a.reshape(-1, a.shape[-1])
+    return flat.T @ flat / flat.shape[0]
+
+
+def output_factor(e: torch.Tensor) -> torch.Tensor:
+    """Ḡ = (1/B) Σ_i Σ_p e eᵀ, from per-example output gradients ``e`` shaped (B, P, n)."""
+    flat = e.reshape(-1, e.shape[-1])
+    return flat.T @ flat / e.shape[0]
+
+
+def heuristic_damping(
+    a_bar: torch.Tensor, g_bar: torch.Tensor, damping: float
+) -> tuple[float, float]:
+    """Martens and Grosse's split of λ: (λ_A, λ_G) = (π√λ, √λ/π), π² = (tr Ā/dim Ā)/(tr Ḡ/dim Ḡ)."""
+    ta, tg = a_bar.trace().item() / a_bar.shape[0], g_bar.trace().item() / g_bar.shape[0]
+    if not (ta > 0 and tg > 0 and math.isfinite(ta) and math.isfinite(tg)):
+        raise FloatingPointError(f"cannot balance the damping: tr Ā/dim = {ta}, tr Ḡ/dim = {tg}")
+    pi = math.sqrt(ta / tg)
+    return pi * math.sqrt(damping), math.sqrt(damping) / pi
 
 
 def _spd_inverse(matrix: torch.Tensor, what: str) -> torch.Tensor:
@@ -212,17 +278,10 @@ def _spd_inverse(matrix: torch.Tensor, what: str) -> torch.Tensor:
         raise FloatingPointError(f"{what} has non-finite entries")
     chol, info = torch.linalg.cholesky_ex(matrix)
     if info.item() != 0:
-        raise FloatingPointError(f"{what} is singular or not positive definite; increase the damping")
+        raise FloatingPointError(
+            f"{what} is singular or not positive definite; increase the damping"
+        )
     return torch.cholesky_inverse(chol)
-
-
-def _heuristic(a: torch.Tensor, g: torch.Tensor, damping: float) -> tuple[float, float]:
-    """(λ_A, λ_G) = (π√λ, √λ/π), π = √((tr Ā/dim Ā)/(tr Ḡ/dim Ḡ))."""
-    ta, tg = a.trace().item() / a.shape[0], g.trace().item() / g.shape[0]
-    if not (ta > 0 and tg > 0 and math.isfinite(ta) and math.isfinite(tg)):
-        raise FloatingPointError(f"cannot balance the damping: tr Ā/dim = {ta}, tr Ḡ/dim = {tg}")
-    pi = math.sqrt(ta / tg)
-    return pi * math.sqrt(damping), math.sqrt(damping) / pi
 
 
 def _check_damping(damping: float) -> None:
@@ -234,58 +293,145 @@ def _eye(n: int, like: torch.Tensor) -> torch.Tensor:
     return torch.eye(n, dtype=like.dtype, device=like.device)
 
 
-def _foof(grad: torch.Tensor, a: torch.Tensor, damping: float) -> torch.Tensor:
-    return grad @ _spd_inverse(a + damping * _eye(a.shape[0], a), "Ā + λI")
+_DAMPING_KINDS = ("heuristic", "standard")
 
 
-def _kfac(grad: torch.Tensor, a: torch.Tensor, g: torch.Tensor, damping: float, kind: str) -> torch.Tensor:
-    if kind == "heuristic":
-        lam_a, lam_g = _heuristic(a, g, damping)
-        inv_a = _spd_inverse(a + lam_a * _eye(a.shape[0], a), "Ā + λ_A I")
-        inv_g = _spd_inverse(g + lam_g * _eye(g.shape[0], g), "Ḡ + λ_G I")
-        return inv_g @ grad @ inv_a
-    if kind == "standard":
-        s_a, q_a = torch.linalg.eigh(a)
-        s_g, q_g = torch.linalg.eigh(g)
-        core = (q_g.T @ grad @ q_a) / (s_g[:, None].clamp_min(0) * s_a[None, :].clamp_min(0) + damping)
-        return q_g @ core @ q_a.T
-    raise ValueError(f"unknown damping_kind {kind!r}; choose 'heuristic' or 'standard'")
+@dataclass(frozen=True)
+class DampedInverse:
+    """One layer's damped inverse curvature, ready to turn a gradient ∇W̃ into a direction Δ.
+
+    FOOF (no output side):  Δ = ∇W̃ (Ā + λI)⁻¹
+    KFAC, heuristic:        Δ = (Ḡ + λ_G I)⁻¹ ∇W̃ (Ā + λ_A I)⁻¹
+    KFAC, standard:         Δ = Q_G [(Q_Gᵀ ∇W̃ Q_A) ⊘ (s_G s_Aᵀ + λ)] Q_Aᵀ
+                            with Ā = Q_A diag(s_A) Q_Aᵀ and Ḡ likewise;
+                            this is vec Δ = (Ā ⊗ Ḡ + λI)⁻¹ vec ∇W̃
+    """
+
+    input_side: torch.Tensor  # (Ā + λ_A I)⁻¹, or Q_A (standard damping)
+    output_side: torch.Tensor | None = None  # (Ḡ + λ_G I)⁻¹, Q_G (standard), or None (FOOF)
+    eigenvalues: torch.Tensor | None = None  # s_G s_Aᵀ + λ (standard damping only)
+
+    def apply(self, grad: torch.Tensor) -> torch.Tensor:
+        if self.eigenvalues is not None:  # standard damping, in the factors' eigenbases
+            assert self.output_side is not None
+            q_a, q_g = self.input_side, self.output_side
+            return q_g @ ((q_g.T @ grad @ q_a) / self.eigenvalues) @ q_a.T
+        direction = grad @ self.input_side
+        return direction if self.output_side is None else self.output_side @ direction
 
 
-def _per_parameter(model: nn.Module, by_layer: dict[nn.Module, torch.Tensor]) -> list[torch.Tensor]:
+def damped_inverse(
+    a_bar: torch.Tensor,
+    g_bar: torch.Tensor | None,
+    damping: float,
+    damping_kind: str = "heuristic",
+    where: str = "",
+) -> DampedInverse:
+    """The damped inverse of Ā alone (FOOF, ``g_bar=None``) or of Ā ⊗ Ḡ (KFAC), used by directions
+    and optimizers.
+    """
+    if g_bar is None:
+        return DampedInverse(
+            _spd_inverse(
+                a_bar + damping * _eye(a_bar.shape[0], a_bar), f"FOOF factor Ā + λI{where}"
+            )
+        )
+    if damping_kind == "heuristic":
+        lam_a, lam_g = heuristic_damping(a_bar, g_bar, damping)
+        return DampedInverse(
+            _spd_inverse(
+                a_bar + lam_a * _eye(a_bar.shape[0], a_bar), f"KFAC factor Ā + λ_A I{where}"
+            ),
+            _spd_inverse(
+                g_bar + lam_g * _eye(g_bar.shape[0], g_bar), f"KFAC factor Ḡ + λ_G I{where}"
+            ),
+        )
+    if damping_kind == "standard":
+        if not (torch.isfinite(a_bar).all() and torch.isfinite(g_bar).all()):
+            raise FloatingPointError(f"KFAC factors{where} are not finite")
+        try:
+            s_a, q_a = torch.linalg.eigh(a_bar)
+            s_g, q_g = torch.linalg.eigh(g_bar)
+        except torch.linalg.LinAlgError as error:
+            raise FloatingPointError(
+                f"KFAC factors{where} have no eigendecomposition: {error}"
+            ) from None
+        return DampedInverse(
+            q_a, q_g, s_g[:, None].clamp_min(0) * s_a[None, :].clamp_min(0) + damping
+        )
+    raise ValueError(f"unknown damping_kind {damping_kind!r}; choose one of {_DAMPING_KINDS}")
+
+
+# ----------------------------------------------------------------------------- directions
+
+
+def _per_parameter(model: nn.Module, by_layer: dict[Layer, torch.Tensor]) -> list[torch.Tensor]:
     """Directions of each layer's W̃, split and ordered like ``model.parameters()``."""
     pieces = {}
     for layer, matrix in by_layer.items():
-        for p, d in zip([layer.weight] + ([layer.bias] if layer.bias is not None else []), _split(layer, matrix)):
+        for p, d in zip(
+            [layer.weight] + ([layer.bias] if layer.bias is not None else []), _split(layer, matrix)
+        ):
             pieces[p] = d
     return [pieces[p] for p in model.parameters()]
 
 
-def foof_direction(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, damping: float, *,
-                   loss: str = "cross_entropy") -> list[torch.Tensor]:
+def foof_direction(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    damping: float,
+    *,
+    loss: str = "cross_entropy",
+) -> list[torch.Tensor]:
     """FOOF: ∇W̃ (Ā + λI)⁻¹ per layer, on one batch."""
     _check_damping(damping)
     stats = layer_statistics(model, inputs, targets, loss=loss)
-    return _per_parameter(model, {s.layer: _foof(s.gradient(), s.a_factor(), damping) for s in stats})
+    return _per_parameter(
+        model,
+        {s.layer: damped_inverse(s.a_factor(), None, damping).apply(s.gradient()) for s in stats},
+    )
 
 
-def kfac_direction(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, damping: float, *,
-                   damping_kind: str = "heuristic", fisher: str = "empirical", loss: str = "cross_entropy",
-                   generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """KFAC: (Ḡ + λ_G I)⁻¹ ∇W̃ (Ā + λ_A I)⁻¹ (heuristic) or (Ā ⊗ Ḡ + λI)⁻¹ vec ∇W̃ (standard), on one batch."""
+def kfac_direction(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    damping: float,
+    *,
+    damping_kind: str = "heuristic",
+    fisher: str = "empirical",
+    loss: str = "cross_entropy",
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    """KFAC: (Ḡ + λ_G I)⁻¹ ∇W̃ (Ā + λ_A I)⁻¹ (heuristic) or (Ā ⊗ Ḡ + λI)⁻¹ vec ∇W̃ (standard), on
+    one batch.
+    """
     _check_damping(damping)
     stats = layer_statistics(model, inputs, targets, fisher=fisher, loss=loss, generator=generator)
-    return _per_parameter(model, {s.layer: _kfac(s.gradient(), s.a_factor(), s.g_factor(), damping, damping_kind)
-                                  for s in stats})
+    return _per_parameter(
+        model,
+        {
+            s.layer: damped_inverse(s.a_factor(), s.g_factor(), damping, damping_kind).apply(
+                s.gradient()
+            )
+            for s in stats
+        },
+    )
 
 
 def _per_example(s: LayerStatistics) -> torch.Tensor | None:
-    """Explicit per-example gradients (B, n, m̃) for layers with several positions; None for P = 1 (kept factored)."""
+    """Explicit per-example gradients (B, n, m̃) for layers with several positions; None for P = 1
+    (kept factored).
+    """
     return None if s.a.shape[1] == 1 else torch.einsum("bpn,bpm->bnm", s.e_fisher, s.a)
 
 
-def _woodbury(stats: Sequence[LayerStatistics], grads: Sequence[torch.Tensor], damping: float) -> list[torch.Tensor]:
-    """(F + λI)⁻¹ u with F = G Gᵀ, G = [g_1 … g_B]/√B the per-example gradients of ``stats``; u = ``grads`` per layer.
+def woodbury_solve(
+    stats: Sequence[LayerStatistics], grads: Sequence[torch.Tensor], damping: float
+) -> list[torch.Tensor]:
+    """(F + λI)⁻¹ u with F = G Gᵀ, G = [g_1 … g_B]/√B the per-example gradients of ``stats``; u =
+    ``grads`` per layer.
 
     (λI + G Gᵀ)⁻¹ u = u/λ − G (λI + GᵀG)⁻¹ Gᵀ u / λ: a B × B solve; GᵀG and Gᵀu are
     built from factored per-layer products, GᵀG = Σ_layers (A Aᵀ) ⊙ (E Eᵀ) / B for
@@ -311,36 +457,52 @@ def _woodbury(stats: Sequence[LayerStatistics], grads: Sequence[torch.Tensor], d
     v = torch.linalg.solve(gram + damping * _eye(batch, gram), proj) / math.sqrt(batch)
     out = []
     for s, u, g in zip(stats, grads, explicit):
-        gv = torch.einsum("b,bn,bm->nm", v, s.e_fisher[:, 0], s.a[:, 0]) if g is None else torch.einsum("b,bnm->nm", v, g)
+        gv = (
+            torch.einsum("b,bn,bm->nm", v, s.e_fisher[:, 0], s.a[:, 0])
+            if g is None
+            else torch.einsum("b,bnm->nm", v, g)
+        )
         out.append((u - gv) / damping)
     return out
 
 
-def natural_gradient_direction(model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, damping: float, *,
-                               fisher: str = "empirical", loss: str = "cross_entropy",
-                               generator: torch.Generator | None = None) -> list[torch.Tensor]:
-    """(F + λI)⁻¹ g over all parameters, F = (1/B) Σ g_i g_iᵀ, gradient and Fisher from the same batch."""
+def natural_gradient_direction(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    damping: float,
+    *,
+    fisher: str = "empirical",
+    loss: str = "cross_entropy",
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    """(F + λI)⁻¹ g over all parameters, F = (1/B) Σ g_i g_iᵀ, gradient and Fisher from the same
+    batch."""
     _check_damping(damping)
     stats = layer_statistics(model, inputs, targets, fisher=fisher, loss=loss, generator=generator)
-    directions = _woodbury(stats, [s.gradient() for s in stats], damping)
+    directions = woodbury_solve(stats, [s.gradient() for s in stats], damping)
     return _per_parameter(model, {s.layer: d for s, d in zip(stats, directions)})
 
 
-def a_inner_cosine(model: nn.Module, inputs: torch.Tensor, u: Sequence[torch.Tensor], v: Sequence[torch.Tensor]) -> list[float]:
-    """Per layer, the cosine of two directions in the Ā inner product ⟨U, V⟩_Ā = tr(U Ā Vᵀ) (Ā from ``inputs``)."""
+def a_inner_cosine(
+    model: nn.Module, inputs: torch.Tensor, u: Sequence[torch.Tensor], v: Sequence[torch.Tensor]
+) -> list[float]:
+    """Per layer, the cosine of two directions in the Ā inner product ⟨U, V⟩_Ā = tr(U Ā Vᵀ) (Ā from
+    ``inputs``).
+    """
     layers = supported_layers(model)
     params = list(model.parameters())
-    index = {p: i for i, p in enumerate(params)}
+    index: dict[torch.Tensor, int] = {p: i for i, p in enumerate(params)}
     with _recording(layers) as seen, torch.no_grad():
         model(inputs)
     cosines = []
     for layer, (x, _) in zip(layers, seen):
-        a = _patches(layer, x)
-        a = a.reshape(-1, a.shape[-1])
-        a_bar = a.T @ a / a.shape[0]
-
+        a_bar = input_factor(_patches(layer, x))
         bias = layer.bias
-        mu, mv = (_weight_matrix(layer, d[index[layer.weight]], None if bias is None else d[index[bias]]) for d in (u, v))
+        mu, mv = (
+            _weight_matrix(layer, d[index[layer.weight]], None if bias is None else d[index[bias]])
+            for d in (u, v)
+        )
         uv, uu, vv = (torch.trace(p @ a_bar @ q.T) for p, q in ((mu, mv), (mu, mu), (mv, mv)))
         cosines.append((uv / torch.sqrt(uu * vv)).item())
     return cosines
@@ -350,7 +512,9 @@ def a_inner_cosine(model: nn.Module, inputs: torch.Tensor, u: Sequence[torch.Ten
 
 
 class _LayerwiseOptimizer(torch.optim.Optimizer):
-    """Shared machinery: one parameter group over ``model``'s Linear/Conv2d layers, hooks, heavy-ball momentum."""
+    """Shared machinery: one parameter group over ``model``'s Linear/Conv2d layers, hooks,
+    heavy-ball momentum.
+    """
 
     def __init__(self, model: nn.Module, lr: float, damping: float, momentum: float) -> None:
         if not (lr > 0 and math.isfinite(lr)):
@@ -360,14 +524,18 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
             raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
         self.model = model
         self.layers = supported_layers(model)
-        super().__init__(list(model.parameters()), {"lr": lr, "damping": damping, "momentum": momentum})
+        super().__init__(
+            list(model.parameters()), {"lr": lr, "damping": damping, "momentum": momentum}
+        )
         self.steps = 0
         self._inputs: dict[nn.Module, torch.Tensor] = {}
         self._outputs: dict[nn.Module, torch.Tensor] = {}
         self._record = False
         self._hooks = [layer.register_forward_hook(self._forward_hook) for layer in self.layers]
 
-    def _forward_hook(self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+    def _forward_hook(
+        self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+    ) -> None:
         if self._record and torch.is_grad_enabled():
             self._inputs[layer] = inputs[0].detach()
             self._outputs[layer] = output
@@ -377,11 +545,15 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
         for h in self._hooks:
             h.remove()
 
-    def _gradient(self, layer: nn.Module) -> torch.Tensor:
+    def _gradient(self, layer: Layer) -> torch.Tensor:
         """The raw gradient of W̃ from ``.grad``, with heavy-ball momentum applied (v ← μv + ∇)."""
         if layer.weight.grad is None:
-            raise RuntimeError("no gradient: call loss.backward() (or optimizer.backward) before step()")
-        grad = _weight_matrix(layer, layer.weight.grad, None if layer.bias is None else layer.bias.grad)
+            raise RuntimeError(
+                "no gradient: call loss.backward() (or optimizer.backward) before step()"
+            )
+        grad = _weight_matrix(
+            layer, layer.weight.grad, None if layer.bias is None else layer.bias.grad
+        )
         mu = self.param_groups[0]["momentum"]
         if mu == 0:
             return grad
@@ -391,7 +563,7 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
         return state["momentum_buffer"]
 
     @torch.no_grad()
-    def _apply(self, layer: nn.Module, direction: torch.Tensor) -> None:
+    def _apply(self, layer: Layer, direction: torch.Tensor) -> None:
         lr = self.param_groups[0]["lr"]
         params = [layer.weight] + ([layer.bias] if layer.bias is not None else [])
         for p, d in zip(params, _split(layer, direction)):
@@ -419,8 +591,17 @@ class FOOF(_LayerwiseOptimizer):
             optimizer.step()
     """
 
-    def __init__(self, model: nn.Module, lr: float, damping: float, *, momentum: float = 0.9, decay: float = 0.95,
-                 inv_period: int = 100, stat_steps: int | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float,
+        damping: float,
+        *,
+        momentum: float = 0.9,
+        decay: float = 0.95,
+        inv_period: int = 100,
+        stat_steps: int | None = None,
+    ) -> None:
         super().__init__(model, lr, damping, momentum)
         if inv_period < 1:
             raise ValueError(f"inv_period must be >= 1, got {inv_period}")
@@ -431,11 +612,23 @@ class FOOF(_LayerwiseOptimizer):
         if not 1 <= self.stat_steps <= inv_period:
             raise ValueError(f"stat_steps must lie in [1, inv_period], got {self.stat_steps}")
         self._a: dict[nn.Module, torch.Tensor] = {}
-        self._inverse: dict[nn.Module, torch.Tensor] = {}
+        self._inverse: dict[nn.Module, DampedInverse] = {}
         self._record = self._collecting()
 
+    @torch.no_grad()
+    def invert(self) -> None:
+        """Recompute every layer's (Ā + λI)⁻¹ from the current Ā (every ``inv_period`` steps)."""
+        if len(self._a) < len(self.layers):
+            raise RuntimeError("FOOF has no Ā yet: run a forward pass, backward and step() first")
+        damping = self.param_groups[0]["damping"]
+        for layer in self.layers:
+            where = f" of {type(layer).__name__} at step {self.steps}"
+            self._inverse[layer] = damped_inverse(self._a[layer], None, damping, where=where)
+
     def _collecting(self) -> bool:
-        """Whether the coming step's forward pass feeds Ā: the ``stat_steps`` steps ending with an inversion step."""
+        """Whether the coming step's forward pass feeds Ā: the ``stat_steps`` steps ending with an
+        inversion step.
+        """
         r = self.steps % self.inv_period
         return r == 0 or r > self.inv_period - self.stat_steps
 
@@ -444,18 +637,16 @@ class FOOF(_LayerwiseOptimizer):
         """One update; call after ``loss.backward()``."""
         if closure is not None:
             raise ValueError("FOOF.step takes no closure")
-        damping = self.param_groups[0]["damping"]
-        for layer in self.layers:
-            if self._record:
-                if layer not in self._inputs:
-                    raise RuntimeError("FOOF saw no forward pass of the model since the last step")
-                a = _patches(layer, self._inputs[layer])
-                a = a.reshape(-1, a.shape[-1])
-                self._a[layer] = self._ema(self._a.get(layer), a.T @ a / a.shape[0], self.decay)
-            if self.steps % self.inv_period == 0:
-                self._inverse[layer] = _spd_inverse(self._a[layer] + damping * _eye(self._a[layer].shape[0], self._a[layer]),
-                                                    f"FOOF factor Ā + λI of {type(layer).__name__} at step {self.steps}")
-            self._apply(layer, self._gradient(layer) @ self._inverse[layer])
+        if self._record:  # Ā ← decay·Ā + (1 − decay)·(this batch's Ā)
+            if any(layer not in self._inputs for layer in self.layers):
+                raise RuntimeError("FOOF saw no forward pass of the model since the last step")
+            for layer in self.layers:
+                a_bar = input_factor(_patches(layer, self._inputs[layer]))
+                self._a[layer] = self._ema(self._a.get(layer), a_bar, self.decay)
+        if self.steps % self.inv_period == 0:
+            self.invert()
+        for layer in self.layers:  # Δ = (momentum-averaged ∇W̃)(Ā + λI)⁻¹
+            self._apply(layer, self._inverse[layer].apply(self._gradient(layer)))
         self._inputs.clear()
         self._outputs.clear()
         self.steps += 1
@@ -463,7 +654,8 @@ class FOOF(_LayerwiseOptimizer):
 
 
 class KFAC(_LayerwiseOptimizer):
-    """KFAC: θ ← θ − η (Ḡ + λ_G I)⁻¹ ∇W̃ (Ā + λ_A I)⁻¹ (heuristic damping) or (Ā ⊗ Ḡ + λI)⁻¹ vec ∇W̃ (standard).
+    """KFAC: θ ← θ − η (Ḡ + λ_G I)⁻¹ ∇W̃ (Ā + λ_A I)⁻¹ (heuristic damping) or (Ā ⊗ Ḡ + λI)⁻¹ vec ∇W̃
+    (standard).
 
     Ā and Ḡ are exponential moving averages (``decay``) of the batch factors, the
     inverses (or eigendecompositions) recomputed every ``inv_period`` steps;
@@ -475,50 +667,70 @@ class KFAC(_LayerwiseOptimizer):
             optimizer.zero_grad()
             outputs = model(x)
             loss = F.cross_entropy(outputs, y)
-            optimizer.backward(loss, outputs)   # gradients into .grad, plus the curvature statistics
+            optimizer.backward(loss, outputs)   # gradients into .grad, plus the curvature
             optimizer.step()
     """
 
-    def __init__(self, model: nn.Module, lr: float, damping: float, *, damping_kind: str = "heuristic", fisher: str = "mc",
-                 momentum: float = 0.0, decay: float = 0.95, inv_period: int = 1, loss: str = "cross_entropy",
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float,
+        damping: float,
+        *,
+        damping_kind: str = "heuristic",
+        fisher: str = "mc",
+        momentum: float = 0.0,
+        decay: float = 0.95,
+        inv_period: int = 1,
+        loss: str = "cross_entropy",
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(model, lr, damping, momentum)
         _check_kinds(loss, fisher)
-        if damping_kind not in ("heuristic", "standard"):
-            raise ValueError(f"unknown damping_kind {damping_kind!r}; choose 'heuristic' or 'standard'")
+        if damping_kind not in _DAMPING_KINDS:
+            raise ValueError(
+                f"unknown damping_kind {damping_kind!r}; choose one of {_DAMPING_KINDS}"
+            )
         if inv_period < 1:
             raise ValueError(f"inv_period must be >= 1, got {inv_period}")
         if not 0 <= decay < 1:
             raise ValueError(f"decay must lie in [0, 1), got {decay}")
         self.damping_kind, self.fisher, self.loss = damping_kind, fisher, loss
         self.decay, self.inv_period, self.generator = decay, inv_period, generator
-        self._factors: dict[nn.Module, list[torch.Tensor | None]] = {layer: [None, None] for layer in self.layers}
-        self._pre: dict[nn.Module, tuple[torch.Tensor, ...]] = {}
+        self._factors: dict[nn.Module, list[torch.Tensor | None]] = {
+            layer: [None, None] for layer in self.layers
+        }
+        self._inverse: dict[nn.Module, DampedInverse] = {}
         self._fresh = False
         self._record = True
 
-    def backward(self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None = None) -> None:
-        """``loss.backward()`` plus this step's curvature statistics (``targets`` are needed for an empirical MSE Fisher only)."""
+    def backward(
+        self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> None:
+        """``loss.backward()`` plus this step's curvature statistics (``targets`` are needed for an
+        empirical MSE Fisher only).
+        """
         missing = [layer for layer in self.layers if layer not in self._outputs]
         if missing:
             raise RuntimeError("KFAC saw no forward pass of the model before backward()")
         zs = [self._outputs[layer] for layer in self.layers]
         batch = outputs.shape[0]
         if self.fisher == "mc":
-            grads = torch.autograd.grad(_loss(outputs, sample_labels(outputs, self.loss, self.generator), self.loss), zs,
-                                        retain_graph=True)
+            grads = torch.autograd.grad(
+                _loss(outputs, sample_labels(outputs, self.loss, self.generator), self.loss),
+                zs,
+                retain_graph=True,
+            )
         else:
             grads = torch.autograd.grad(loss, zs, retain_graph=True)
         loss.backward()
         with torch.no_grad():
             for layer, g in zip(self.layers, grads):
-                a = _patches(layer, self._inputs[layer])
-                a = a.reshape(-1, a.shape[-1])
-                e = _positions(g) * batch
-                e = e.reshape(-1, e.shape[-1])
                 f = self._factors[layer]
-                f[0] = self._ema(f[0], a.T @ a / a.shape[0], self.decay)
-                f[1] = self._ema(f[1], e.T @ e / batch, self.decay)
+                f[0] = self._ema(
+                    f[0], input_factor(_patches(layer, self._inputs[layer])), self.decay
+                )
+                f[1] = self._ema(f[1], output_factor(_positions(g) * batch), self.decay)
         self._inputs.clear()
         self._outputs.clear()
         self._fresh = True
@@ -529,37 +741,37 @@ class KFAC(_LayerwiseOptimizer):
         if closure is not None:
             raise ValueError("KFAC.step takes no closure")
         if not self._fresh:
-            raise RuntimeError("call optimizer.backward(loss, outputs) instead of loss.backward() before KFAC.step()")
-        damping = self.param_groups[0]["damping"]
+            raise RuntimeError(
+                "call optimizer.backward(loss, outputs) instead of loss.backward() "
+                "before KFAC.step()"
+            )
+        if self.steps % self.inv_period == 0:
+            self.invert()
         for layer in self.layers:
-            a, g = self._factors[layer]
-            assert a is not None and g is not None
-            where = f"{type(layer).__name__} at step {self.steps}"
-            if self.steps % self.inv_period == 0:
-                if self.damping_kind == "heuristic":
-                    lam_a, lam_g = _heuristic(a, g, damping)
-                    self._pre[layer] = (_spd_inverse(a + lam_a * _eye(a.shape[0], a), f"KFAC factor Ā + λ_A I of {where}"),
-                                        _spd_inverse(g + lam_g * _eye(g.shape[0], g), f"KFAC factor Ḡ + λ_G I of {where}"))
-                else:
-                    if not (torch.isfinite(a).all() and torch.isfinite(g).all()):
-                        raise FloatingPointError(f"KFAC factors of {where} are not finite")
-                    s_a, q_a = torch.linalg.eigh(a)
-                    s_g, q_g = torch.linalg.eigh(g)
-                    self._pre[layer] = (q_a, q_g, s_g[:, None].clamp_min(0) * s_a[None, :].clamp_min(0) + damping)
-            grad = self._gradient(layer)
-            pre = self._pre[layer]
-            if self.damping_kind == "heuristic":
-                direction = pre[1] @ grad @ pre[0]
-            else:
-                q_a, q_g, denominator = pre
-                direction = q_g @ ((q_g.T @ grad @ q_a) / denominator) @ q_a.T
-            self._apply(layer, direction)
+            self._apply(layer, self._inverse[layer].apply(self._gradient(layer)))
         self._fresh = False
         self.steps += 1
 
+    @torch.no_grad()
+    def invert(self) -> None:
+        """Recompute every layer's damped inverse from the current Ā and Ḡ (done every
+        ``inv_period`` steps).
+        """
+        damping = self.param_groups[0]["damping"]
+        for layer in self.layers:
+            a, g = self._factors[layer]
+            if a is None or g is None:
+                raise RuntimeError(
+                    "KFAC has no curvature statistics yet: "
+                    "call optimizer.backward(loss, outputs) first"
+                )
+            where = f" of {type(layer).__name__} at step {self.steps}"
+            self._inverse[layer] = damped_inverse(a, g, damping, self.damping_kind, where=where)
+
 
 class NaturalGradient(_LayerwiseOptimizer):
-    """Exact subsampled natural gradient: θ ← θ − η (F + λI)⁻¹ g, all layers jointly, by the Woodbury identity.
+    """Exact subsampled natural gradient: θ ← θ − η (F + λI)⁻¹ g, all layers jointly, by the
+    Woodbury identity.
 
     F = (1/B) Σ g_i g_iᵀ is built from per-example gradients on ``fisher_inputs``,
     a batch independent of the gradient's (as in the paper; pass the same batch
@@ -573,19 +785,34 @@ class NaturalGradient(_LayerwiseOptimizer):
             optimizer.step(fisher_inputs=x_f)
     """
 
-    def __init__(self, model: nn.Module, lr: float, damping: float, *, fisher: str = "mc", loss: str = "cross_entropy",
-                 generator: torch.Generator | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float,
+        damping: float,
+        *,
+        fisher: str = "mc",
+        loss: str = "cross_entropy",
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__(model, lr, damping, momentum=0.0)
         _check_kinds(loss, fisher)
         self.fisher, self.loss, self.generator = fisher, loss, generator
 
-    def step(self, closure: None = None, *, fisher_inputs: torch.Tensor | None = None,  # type: ignore[override]
-             fisher_targets: torch.Tensor | None = None) -> None:
+    def step(  # type: ignore[override]
+        self,
+        closure: None = None,
+        *,
+        fisher_inputs: torch.Tensor | None = None,
+        fisher_targets: torch.Tensor | None = None,
+    ) -> None:
         """One update from ``.grad`` and the Fisher of ``fisher_inputs``."""
         if closure is not None:
             raise ValueError("NaturalGradient.step takes no closure")
         if fisher_inputs is None:
-            raise ValueError("NaturalGradient.step needs fisher_inputs (a batch of inputs for the Fisher)")
+            raise ValueError(
+                "NaturalGradient.step needs fisher_inputs (a batch of inputs for the Fisher)"
+            )
         grads = [self._gradient(layer).clone() for layer in self.layers]
         if self.fisher == "mc":
             with torch.no_grad():
@@ -596,17 +823,28 @@ class NaturalGradient(_LayerwiseOptimizer):
                 raise ValueError("fisher='empirical' needs fisher_targets")
             targets, fisher = fisher_targets, "empirical"
         stats = layer_statistics(self.model, fisher_inputs, targets, fisher=fisher, loss=self.loss)
-        directions = _woodbury(stats, grads, self.param_groups[0]["damping"])
+        directions = woodbury_solve(stats, grads, self.param_groups[0]["damping"])
         for layer, d in zip(self.layers, directions):
             if not torch.isfinite(d).all():
-                raise FloatingPointError(f"natural-gradient direction of {type(layer).__name__} at step {self.steps} is not finite")
+                raise FloatingPointError(
+                    f"natural-gradient direction of {type(layer).__name__} "
+                    f"at step {self.steps} is not finite"
+                )
             self._apply(layer, d)
         self.steps += 1
 
 
-def training_step(optimizer: torch.optim.Optimizer, model: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, *,
-                  loss: str = "cross_entropy", fisher_inputs: torch.Tensor | None = None) -> torch.Tensor:
-    """One update with ``optimizer`` — any torch optimizer, or FOOF, KFAC, NaturalGradient, each called as it needs.
+def training_step(
+    optimizer: torch.optim.Optimizer,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    loss: str = "cross_entropy",
+    fisher_inputs: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One update with ``optimizer`` — any torch optimizer, or FOOF, KFAC, NaturalGradient, each
+    called as it needs.
 
     Returns the batch loss before the update (detached). A non-finite loss is returned
     without updating, so the caller can stop. ``fisher_inputs`` feeds the natural
