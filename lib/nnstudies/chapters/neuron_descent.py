@@ -359,7 +359,7 @@ PRESETS: dict[str, Preset] = {
             settings=PAPER_SETTINGS_AUTOENCODER,
             inv_period=1,
         ),
-        cosine_dampings=_DAMPINGS,
+        cosine_dampings=(1e-2, 1e-1, 1.0, 10.0),  # eigendecompositions of 1000 × 1000 factors
         timing=Timing(_PAPER_MLP, batch_size=100, updates=50, repeats=5, period=100),
         explorer_steps=600,
         explorer_methods=("sgd", "kfac", "foof"),  # standard damping at T = 1: too slow here
