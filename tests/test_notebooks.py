@@ -57,7 +57,12 @@ def test_every_chapter_runs_and_records_at_smoke(smoke_runs: dict[str, dict]) ->
 def test_getting_started_claims(smoke_runs: dict[str, dict]) -> None:
     r = smoke_runs["00_getting_started"]
     assert r["test_accuracy"] > 2 * r["chance"], "the trained MLP should clearly beat chance"
-    assert r["cached_seconds"] < r["train_seconds"], "a cached model should load faster than it trains"
+    # No timing assertion on the cache (a smoke run trains in 0.06 s, as fast as a cache lookup): the
+    # cache's behaviour (trained once, served after) is tested in test_cache_widgets_results.py.
+    for claim in ("beats_chance", "lr_matters", "too_large_fails"):
+        assert len(r[f"claim.{claim}"]) == 3, f"chapter 0 judges {claim} on three seeds"
+    gaps = r["claim.lr_matters"]
+    assert sum(gaps) / len(gaps) > 0, "on average a good learning rate should beat the smallest"
 
 
 def test_permutations_claims(smoke_runs: dict[str, dict]) -> None:
