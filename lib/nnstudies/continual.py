@@ -36,16 +36,16 @@ obtained, its label and its colour). :func:`continual_step` is one training upda
 (task loss, SI-type accumulators, the penalty, Adam); :func:`run_continual` runs it
 through :func:`nnstudies.training.fit`, task after task, Adam reset at every task.
 
-Per-example quantities use ``torch.func`` (``functional_call`` + ``vmap``/``grad``),
-never a Python loop over examples: :func:`per_example_output` says what is
-differentiated for one example and :func:`per_example_importance` what is done with
-its gradients. For networks made only of ``nn.Linear`` layers and parameter-free
-modules (``nnstudies.MLP``), the default engine uses that a linear layer's
-per-example weight gradient is an outer product δ aᵀ, so that f(δ aᵀ) = f(δ) f(a)ᵀ
-for f = square or abs: ``vmap(grad)`` gives the per-example output sensitivities δ,
-and a matrix product sums over examples without ever holding one gradient per
-example. Other models use ``vmap(grad)`` over all parameters, in chunks
-(:func:`vmap_importance`).
+Per-example quantities never loop over examples in Python. :func:`per_example_output`
+says what is differentiated for one example and :func:`per_example_importance` what is
+done with its gradients. For networks made only of ``nn.Linear`` layers and
+parameter-free modules (``nnstudies.MLP``), the default engine uses that a linear
+layer's per-example weight gradient is an outer product δ aᵀ, so that
+f(δ aᵀ) = f(δ) f(a)ᵀ for f = square or abs: one forward pass and plain batch backward
+passes (one, or one per label) give every example's output sensitivities δ, and a
+matrix product sums over examples without ever holding one gradient per example
+(:func:`_linear_engine`). Other models use ``torch.func`` (``vmap`` of
+``grad``/``jacrev`` over all parameters, in chunks: :func:`_vmap_engine`).
 
 The benchmarks (Permuted and Split tasks) are in :mod:`nnstudies.tasks.continual`.
 """
@@ -57,6 +57,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -108,7 +109,7 @@ def _check_inputs(model: nn.Module, inputs: torch.Tensor) -> None:
 
 def _check_finite(values: Importances, what: str) -> Importances:
     for i, v in enumerate(values):
-        if not torch.isfinite(v).all():
+        if not torch.isfinite(v.sum()):  # one pass; a sum is finite only if every term is
             raise ValueError(
                 f"{what}: importance of parameter {i} (shape {tuple(v.shape)}) is not finite"
             )
@@ -239,14 +240,22 @@ def _vmap_engine(
 
 
 def _linear_layers(model: nn.Module) -> list[nn.Linear] | None:
-    """The ``nn.Linear`` children of a sequential model that has no other parameters or buffers, else ``None``."""
+    """The ``nn.Linear`` children of a sequential model that has no other parameters or buffers, else ``None``.
+
+    The other children must be parameter-free, act on each example alone (no batch
+    statistics: they have no buffers) and not work in place (``inplace=True``).
+    """
     if not isinstance(model, nn.Sequential):
         return None
     linears = []
     for child in model:
         if isinstance(child, nn.Linear):
             linears.append(child)
-        elif any(True for _ in child.parameters()) or any(True for _ in child.buffers()):
+        elif (
+            any(True for _ in child.parameters())
+            or any(True for _ in child.buffers())
+            or getattr(child, "inplace", False)
+        ):
             return None
     owned = {id(p) for layer in linears for p in layer.parameters()}
     if not linears or owned != {id(p) for p in model.parameters()}:
@@ -262,75 +271,70 @@ def _linear_engine(
     classes: torch.Tensor | None,
     chunk_size: int,
 ) -> Importances:
-    """Σ_n of the quantity for a sequence of linear layers, without per-example weight gradients.
+    """The mean over examples of the quantity for linear layers: one forward, plain batch backwards.
 
     For one example, layer l's weight gradient is δ_l a_lᵀ, with a_l the layer's input and
-    δ_l = ∂s/∂z_l the sensitivity of the scalar s to the layer's output z_l. Since
-    f(δ aᵀ) = f(δ) f(a)ᵀ for f = square and f = abs, Σ_n f(g_n) = f(Δ)ᵀ f(A) with Δ, A
-    stacking δ_n and a_n over the examples (and the label sum weighted into f(Δ)).
-    The δ's come from ``vmap`` over examples of ``grad`` (``jacrev`` for all labels)
-    with respect to zero perturbations e_l added to each layer's output.
+    δ_l = ∂s/∂z_l the sensitivity of the example's scalar s to the layer's output z_l.
+    Since f(δ aᵀ) = f(δ) f(a)ᵀ for f = square and f = abs, Σ_n f(g_n) = f(Δ)ᵀ f(A), with
+    Δ and A stacking δ_n and a_n over the examples: no per-example gradient is ever held.
+    Examples do not mix in such a network, so ONE batch backward pass of Σ_n s_n gives
+    every δ_n at once. For the Fisher and AF, one backward pass per label y of
+    Σ_n w_ny log p(y|x_n), with w = √p (Fisher: Σ_y p g_y² = Σ_y (√p g_y)²) or w = p
+    (AF: Σ_y p |g_y| = Σ_y |p g_y|), all from the same forward pass.
     """
     linears = _linear_layers(model)
     assert linears is not None
-    layer_of = {id(layer): i for i, layer in enumerate(linears)}
-
-    def run(
-        h: torch.Tensor, eps: list[torch.Tensor] | None, acts: list[torch.Tensor] | None
-    ) -> torch.Tensor:
-        for child in model:
-            if isinstance(child, nn.Linear):
-                if acts is not None:
-                    acts.append(h)
-                bias = None if child.bias is None else child.bias.detach()
-                h = F.linear(h, child.weight.detach(), bias)
-                if eps is not None:
-                    h = h + eps[layer_of[id(child)]]
-            else:
-                h = child(h)
-        return h
-
-    def logits_of(eps: list[torch.Tensor], xi: torch.Tensor) -> torch.Tensor:
-        return head_logits(run(xi.unsqueeze(0), eps, None)[0], classes)
-
-    zeros = [torch.zeros(layer.out_features, dtype=x.dtype, device=x.device) for layer in linears]
-
-    def output(
-        e: list[torch.Tensor], xi: torch.Tensor, ti: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        return per_example_output(quantity, logits_of(e, xi), ti)
-
-    if quantity in _PER_LABEL:
-        per_example = vmap(jacrev(output), in_dims=(None, 0))
-    else:
-        per_example = vmap(grad(output), in_dims=(None, 0, 0))
     square = quantity in ("fisher", "empirical")
-    totals: list[list[torch.Tensor]] = [
-        [torch.zeros_like(p) for p in layer.parameters()] for layer in linears
-    ]
+    f = torch.square if square else torch.abs
+    outputs = vmap(partial(per_example_output, quantity))  # what each example differentiates
+    totals: list[list[torch.Tensor]] = [[] for _ in linears]  # filled by the first chunk
     for start in range(0, len(x), chunk_size):
         xs = x[start : start + chunk_size]
-        acts: list[torch.Tensor] = []
-        logits = head_logits(run(xs, None, acts), classes)
-        if any(a.ndim != 2 for a in acts):
-            raise ValueError(
-                "the linear engine needs 2-D inputs to every linear layer; use engine='vmap'"
-            )
-        if quantity in _PER_LABEL:
-            deltas, probs = per_example(zeros, xs), logits.softmax(-1)
-        else:
-            ts = (
-                targets[start : start + chunk_size]
-                if targets is not None
-                else torch.zeros(len(xs), dtype=torch.long, device=x.device)
-            )
-            deltas, probs = per_example(zeros, xs, ts), None
+        ts = (
+            targets[start : start + chunk_size]
+            if targets is not None
+            else torch.zeros(len(xs), dtype=torch.long, device=x.device)
+        )
+        acts: list[torch.Tensor] = []  # a_l: each linear layer's input
+        zs: list[torch.Tensor] = []  # z_l: its output, where δ_l is taken
+        with torch.enable_grad():
+            h = xs
+            for child in model:
+                if isinstance(child, nn.Linear):
+                    acts.append(h.detach())
+                    bias = None if child.bias is None else child.bias.detach()
+                    h = F.linear(h.detach() if not zs else h, child.weight.detach(), bias)
+                    if not zs:
+                        h.requires_grad_(True)
+                    zs.append(h)
+                else:
+                    h = child(h)
+            if any(a.ndim != 2 for a in acts):
+                raise ValueError(
+                    "the linear engine needs 2-D inputs to every linear layer; use engine='vmap'"
+                )
+            out = outputs(head_logits(h, classes), ts)  # (n, labels) or (n,)
+            sums = [torch.zeros_like(z) for z in zs]  # Σ_y f(w_y δ_y) per example and unit
+            if quantity in _PER_LABEL:
+                probs = out.detach().exp()
+                weight = probs.sqrt() if square else probs
+                labels = out.shape[-1]
+                for y in range(labels):
+                    direction = torch.zeros_like(out)
+                    direction[:, y] = weight[:, y]
+                    deltas = torch.autograd.grad(out, zs, direction, retain_graph=y < labels - 1)
+                    for s, d in zip(sums, deltas):
+                        s += f(d)
+            else:
+                sums = [f(d) for d in torch.autograd.grad(out.sum(), zs)]
         for i, layer in enumerate(linears):
-            d = per_example_importance(quantity, deltas[i], probs)  # (n, out): Σ_y p f(δ) or f(δ)
-            a = acts[i].square() if square else acts[i].abs()
-            totals[i][0] += d.T @ a  # weight (out, in)
-            if layer.bias is not None:
-                totals[i][1] += d.sum(0)
+            d = sums[i] / len(x)  # the mean over all examples, folded into the small factor
+            parts = [d.T @ f(acts[i])] + ([d.sum(0)] if layer.bias is not None else [])
+            if totals[i]:
+                for t, part in zip(totals[i], parts):
+                    t += part
+            else:
+                totals[i] = parts
     by_id = {id(p): t for layer, ts in zip(linears, totals) for p, t in zip(layer.parameters(), ts)}
     return [by_id[id(p)] for p in model.parameters()]
 
@@ -350,7 +354,8 @@ def vmap_importance(
     ``quantity`` is one of ``"fisher"``, ``"absolute"``, ``"empirical"``, ``"mas_probs"``,
     ``"mas_logits"`` (see :func:`per_example_output` and :func:`per_example_importance`).
     ``engine="vmap"``: ``vmap`` over examples of ``grad`` (``jacrev`` per label) w.r.t. all
-    parameters; ``"linear"``: the outer-product shortcut for MLPs (same numbers, faster);
+    parameters; ``"linear"``: the outer-product shortcut for MLPs, from one forward pass
+    and batch backward passes (same numbers, faster);
     ``"auto"``: the shortcut wherever it applies.
     """
     _check_inputs(model, inputs)
@@ -372,10 +377,13 @@ def vmap_importance(
             if use_linear:
                 total = _linear_engine(model, inputs, quantity, targets, idx, chunk_size or 256)  # type: ignore[arg-type]
             else:
-                total = _vmap_engine(model, inputs, quantity, targets, idx, chunk_size)
+                total = [
+                    t / len(inputs)
+                    for t in _vmap_engine(model, inputs, quantity, targets, idx, chunk_size)
+                ]
     finally:
         model.train(was_training)
-    return _check_finite([t / len(inputs) for t in total], quantity)
+    return _check_finite(total, quantity)
 
 
 # ----------------------------------------------------------------------------- measured after a task
