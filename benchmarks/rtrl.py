@@ -1,6 +1,15 @@
-"""Per-step time and memory of the online learners against the hidden size n, timed interleaved.
+"""The faster OK against the OK of commit 41b53a1, then per-step time and memory of the online
+learners against the hidden size n, timed interleaved.
 
     python benchmarks/rtrl.py [--ns 16 32 64 128] [--batch 16] [--steps 5] [--repeats 3]
+                              [--ok-only]
+
+OK speed: the OK step of commit 41b53a1 (QR of the tall term matrices, loaded from
+``git show 41b53a1:lib/nnstudies/rtrl.py`` into a temporary module) and today's (Gram
+matrices, in-place products, D's sparsity, no host syncs) at n = 128, batch 16, r = 16,
+one thread, interleaved over ``--repeats`` repeats (each the median of ``--steps`` steps
+after the rank has filled); the FLOPs per step counted by hand and the fraction of this
+machine's measured matmul peak (a 1024 × 1024 float32 matmul, best of 5) they reach.
 
 Learners: exact RTRL, UORO, KF-RTRL, OK (r = 2, 8) and TBPTT (k = 10), each on the
 recurrent highway cell with 4 inputs and 4 outputs, batch 16 (the chapter's registry,
@@ -22,11 +31,19 @@ at the largest n, per repeat. Asymptotically exact RTRL ≈ n⁴ and OK ≈ n³.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
-from nnstudies import get_device
+from nnstudies import get_device, rtrl
 from nnstudies.chapters.rtrl import Spec, exponent_interval, measure_step
 
 LEARNERS = [
@@ -39,6 +56,100 @@ LEARNERS = [
 ]
 
 
+BASELINE_COMMIT = "41b53a1"
+
+
+def baseline_module() -> ModuleType:
+    """The OK of commit 41b53a1 (QR reduction), loaded from git into a temporary module."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(
+        ["git", "show", f"{BASELINE_COMMIT}:lib/nnstudies/rtrl.py"],
+        cwd=root,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp()) / f"rtrl_{BASELINE_COMMIT}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"rtrl_{BASELINE_COMMIT}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def ok_flops(n: int, batch: int, rank: int, inputs: int = 4, gates: int = 2) -> dict[str, float]:
+    m, gn, R1 = inputs + n + 1, gates * n, rank + 1
+    N = n * gn
+    return {
+        "H A_k (bmm)": 2.0 * batch * n * n * gn * rank,
+        "Gram of the matrices": 2.0 * batch * N * rank * rank,
+        "new terms A M": 2.0 * batch * N * rank * rank,
+        "vectors (Gram, product)": 4.0 * batch * m * R1 * R1,
+    }
+
+
+def matmul_peak(size: int = 1024, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    a @ b
+    best = min(_timed(lambda: a @ b) for _ in range(repeats))
+    return 2.0 * size**3 / best
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def time_ok(module: ModuleType, n: int, batch: int, rank: int, steps: int, seed: int = 0) -> float:
+    torch.manual_seed(seed)
+    model = module.RecurrentModel(module.RHNCell(4, n), torch.nn.Linear(n, 4))
+    learner = module.OK(model, rank, generator=torch.Generator().manual_seed(seed))
+    learner.reset(batch)
+    g = torch.Generator().manual_seed(seed + 1)
+    xs = torch.nn.functional.one_hot(
+        torch.randint(0, 4, (steps + 3 + rank, batch), generator=g), 4
+    ).float()
+    ys = torch.randint(0, 4, (steps + 3 + rank, batch), generator=g)
+    times = []
+    for t in range(xs.shape[0]):  # the first r + 3 steps fill the rank: not timed
+        start = time.perf_counter()
+        learner.step(xs[t], ys[t])
+        times.append(time.perf_counter() - start)
+        model.zero_grad(set_to_none=True)
+    return statistics.median(times[rank + 3 :])
+
+
+def ok_speed(repeats: int, steps: int, n: int = 128, batch: int = 16, rank: int = 16) -> None:
+    """Print the OK step of commit 41b53a1 against today's, interleaved, one thread."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    old = baseline_module()
+    times: dict[str, list[float]] = {"41b53a1": [], "today": []}
+    for _ in range(repeats):
+        times["41b53a1"].append(time_ok(old, n, batch, rank, steps))
+        times["today"].append(time_ok(rtrl, n, batch, rank, steps))
+    peak = matmul_peak()
+    flops = ok_flops(n, batch, rank)
+    total = sum(flops.values())
+    print(f"OK step, n = {n}, batch {batch}, r = {rank}, RHN cell, float32, CPU, one thread")
+    print(f"measured matmul peak (1024^3 float32, best of 5): {peak / 1e9:.1f} GFLOP/s")
+    print("FLOPs per step (today): " + ", ".join(f"{k} {v / 1e9:.2f}G" for k, v in flops.items()))
+    for name, ts in times.items():
+        med = statistics.median(ts)
+        print(
+            f"{name:>8}: {med * 1e3:7.1f} ms per step (repeats: "
+            + ", ".join(f"{t * 1e3:.0f}" for t in ts)
+            + f"); today's FLOPs / time = {total / med / 1e9:.1f} GFLOP/s"
+            + f" = {total / med / peak:.0%} of peak"
+        )
+    ratios = [o / t for o, t in zip(times["41b53a1"], times["today"])]
+    print("speed-up per repeat: " + ", ".join(f"{r:.2f}x" for r in ratios))
+    torch.set_num_threads(threads)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -48,7 +159,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--exact-steps", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--ok-only", action="store_true", help="only the OK speed comparison")
     args = parser.parse_args()
+    ok_speed(args.repeats, max(args.steps, 3))
+    if args.ok_only:
+        return
     device = get_device()
     memory = (
         "torch.cuda.max_memory_allocated" if device.type == "cuda" else "peak RSS (VmHWM) increase"

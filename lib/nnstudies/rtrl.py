@@ -302,29 +302,46 @@ def random_signs(
     return (2 * bits - 1).to(device=like.device, dtype=like.dtype)
 
 
-def _qr_columns(M: Tensor) -> tuple[Tensor, Tensor]:
-    """Reduced QR of (B, d, k) with at least k rows (zero rows padded when d < k): Q (B, max(d,k),
-    k), R (B, k, k)."""
-    d, k = M.shape[-2:]
-    if d < k:
-        M = torch.cat([M, M.new_zeros(M.shape[0], k - d, k)], dim=1)
-    return torch.linalg.qr(M)
+def _gram_factor(G: Tensor, tol: float) -> tuple[Tensor, Tensor]:
+    """``(R, R⁺)`` from a Gram matrix ``G = XᵀX`` (B, k, k) of k columns, in float64.
 
-
-def kronecker_core(u: Tensor, A: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """Steps 1–2 of OK: orthonormal bases of the r+1 vectors and matrices, and the SVD of the small
-    core.
-
-    ``u`` (B, m, r+1) and ``A`` (B, N, r+1) hold the terms as columns (``A`` flattened).
-    Returns ``(Q_u, Q_A, P, σ, Q)`` with σ ascending, so that
-    ``Σ_k u_k A_kᵀ = Σ_j σ_j (Q_u P_j)(Q_A Q_j)ᵀ`` exactly.
+    ``R = Λ^{1/2} Vᵀ S`` and ``R⁺ = S⁻¹ V Λ^{-1/2}``, from the eigendecomposition ``V Λ Vᵀ`` of
+    the column-scaled Gram ``S⁻¹ G S⁻¹`` (``S`` the column norms, so its diagonal is one and its
+    accuracy is relative to each column, not to the largest). ``Q = X R⁺`` has orthonormal
+    columns and ``X = Q R``, as a QR decomposition, never formed; directions of the scaled Gram
+    with eigenvalue at most ``tol`` (numerically dependent or zero columns) are dropped
+    (``R⁺`` zero there).
     """
-    Qu, Ru = _qr_columns(u)  # U = Q_u R_u
-    Qa, Ra = _qr_columns(A)  # A = Q_A R_A, in the Frobenius inner product
-    P, S, Vh = torch.linalg.svd(
-        Ru @ Ra.transpose(1, 2)
-    )  # core C = R_u R_Aᵀ = P Σ Qᵀ, (r+1) × (r+1)
-    return Qu, Qa, P.flip(-1), S.flip(-1), Vh.transpose(1, 2).flip(-1)  # ascending σ
+    norms = G.diagonal(dim1=1, dim2=2).clamp_min(0).sqrt()
+    s = torch.where(norms > 0, norms, torch.ones_like(norms))
+    lam, V = torch.linalg.eigh(G / (s[:, :, None] * s[:, None, :]))
+    lam = lam.clamp_min(0)
+    root = lam.sqrt()
+    inv_root = torch.where(lam > tol, 1 / root.clamp_min(_EPS), torch.zeros_like(root))
+    R = root[:, :, None] * V.transpose(1, 2) * s[:, None, :]
+    return R, V / s[:, :, None] * inv_root[:, None, :]
+
+
+def _gram_tolerance(dtype: torch.dtype) -> float:
+    """Eigenvalues of a column-scaled Gram at most this are treated as zero (its round-off
+    level)."""
+    return 64 * torch.finfo(dtype).eps
+
+
+def kronecker_core(Gu: Tensor, Ga: Tensor, *, tol: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Steps 1–2 of OK from the Gram matrices of the r+1 vectors ``U`` and the r+1 matrices ``A``
+    (Frobenius inner product): ``Gu = UᵀU``, ``Ga = AᵀA`` (B, r+1, r+1), float64.
+
+    Factor each as a QR decomposition that is never formed (``U = Q_u R_u``, ``Q_u = U R_u⁺``,
+    :func:`_gram_factor`), take the SVD of the small core ``C = R_u R_Aᵀ = P Σ Qᵀ`` and return
+    ``(X_u, X_A, σ)`` with σ ascending, ``X_u = R_u⁺ P`` and ``X_A = R_A⁺ Q``: the orthonormal
+    singular vectors are ``U X_u`` and ``A X_A``, and ``Σ_k u_k A_kᵀ = Σ_j σ_j (U X_u)_j
+    (A X_A)_jᵀ`` exactly.
+    """
+    Ru, Ru_pinv = _gram_factor(Gu, tol)
+    Ra, Ra_pinv = _gram_factor(Ga, tol)
+    P, S, Vh = torch.linalg.svd(Ru @ Ra.transpose(1, 2))  # core C = R_u R_Aᵀ = P Σ Qᵀ
+    return (Ru_pinv @ P).flip(-1), (Ra_pinv @ Vh.transpose(1, 2)).flip(-1), S.flip(-1)
 
 
 def drop_smallest(sigma: Tensor, rank: int) -> tuple[Tensor, Tensor]:
@@ -397,12 +414,47 @@ def _check_terms(u: Tensor, A: Tensor) -> tuple[int, int, int]:
     return B, m, R1
 
 
-def _rebalance(u: Tensor, A: Tensor) -> tuple[Tensor, Tensor]:
-    """Scale each pair (columns of ``u``, ``A``) to ``‖u_k‖ = ‖A_k‖_F``; their sum is unchanged."""
-    nu, na = u.norm(dim=1, keepdim=True), A.norm(dim=1, keepdim=True)
-    live = (nu > _EPS) & (na > _EPS)
-    factor = torch.where(live, (na / nu.clamp_min(_EPS)).sqrt(), torch.ones_like(nu))
-    return u * factor, A / factor
+def _reduction(
+    Gu: Tensor,
+    Ga: Tensor,
+    *,
+    unbiased: bool,
+    generator: torch.Generator | None,
+    signs: Tensor | None,
+    dtype: torch.dtype,
+) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """The whole OK reduction on the Gram matrices (B, r+1, r+1): the new terms are ``U M_u`` and
+    ``A M_A``; returns ``(M_u, M_A, info)``, ``M`` (B, r+1, r) in ``dtype``, each new pair
+    rebalanced to ``‖u_k‖ = ‖A_k‖_F`` (from the Grams, so the big matrices are touched once)."""
+    R1 = Gu.shape[-1]
+    Xu, Xa, S = kronecker_core(Gu, Ga, tol=_gram_tolerance(dtype))  # steps 1 and 2
+    if unbiased:  # step 3
+        if signs is None:
+            signs = random_signs((S.shape[0], R1), generator=generator, like=S)
+        coef, mixed = minimum_variance_mixing(S, R1 - 1, signs.to(S.dtype))
+    else:
+        coef, mixed = drop_smallest(S, R1 - 1)
+    Mu, Ma = Xu @ coef, Xa @ coef
+    nu2 = (Mu * (Gu @ Mu)).sum(1)  # ‖u_new,k‖², from the Gram
+    na2 = (Ma * (Ga @ Ma)).sum(1)
+    live = (nu2 > _EPS**2) & (na2 > _EPS**2)
+    factor = torch.where(live, (na2 / nu2.clamp_min(_EPS**2)) ** 0.25, torch.ones_like(nu2))
+    Mu, Ma = Mu * factor[:, None, :], Ma / factor[:, None, :]
+    smix, K = (S * mixed).sum(1), mixed.sum(1).to(S.dtype)
+    spread = (smix * smix / (K - 1) - (S * S * mixed).sum(1)).clamp_min(0)
+    info = {
+        "sigma": S,
+        "mixed": mixed,
+        "mixed_mass": smix / S.sum(1).clamp_min(_EPS),
+        "variance": spread if unbiased else S[:, 0] ** 2,
+    }
+    info = {k: v if v.dtype == torch.bool else v.to(dtype) for k, v in info.items()}
+    return Mu.to(dtype), Ma.to(dtype), info
+
+
+def _gram(X: Tensor) -> Tensor:
+    """``XᵀX`` (B, k, k) in float64 for X (B, d, k)."""
+    return torch.bmm(X.transpose(1, 2), X).double()
 
 
 def ok_reduce(
@@ -420,25 +472,15 @@ def ok_reduce(
     ``signs`` (B, r+1) of ±1 overrides the random draw (tests enumerate them). Returns
     ``(u_new, A_new, info)``; ``info`` per batch element: ``sigma`` (ascending), ``mixed`` (mask;
     biased: the dropped one), ``mixed_mass`` (``Σ_mixed σ / Σ σ``) and ``variance``.
+    The big matrices are touched twice, by their Gram matrix and by the product with the
+    (r+1) × r result (:func:`_reduction`); the decompositions are of (r+1) × (r+1) matrices.
     """
-    B, m, R1 = _check_terms(u, A)
+    B, _, R1 = _check_terms(u, A)
     Af = A.reshape(B, -1, R1)
-    Qu, Qa, P, S, Q = kronecker_core(u, Af)  # steps 1 and 2: QR, SVD of the core
-    if unbiased:  # step 3
-        signs = random_signs((B, R1), generator=generator, like=S) if signs is None else signs
-        coef, mixed = minimum_variance_mixing(S, R1 - 1, signs)
-    else:
-        coef, mixed = drop_smallest(S, R1 - 1)
-    u_new, A_new = _rebalance((Qu @ (P @ coef))[:, :m], (Qa @ (Q @ coef))[:, : Af.shape[1]])
-    smix, K = (S * mixed).sum(1), mixed.sum(1).to(S.dtype)
-    spread = (smix * smix / (K - 1) - (S * S * mixed).sum(1)).clamp_min(0)
-    info = {
-        "sigma": S,
-        "mixed": mixed,
-        "mixed_mass": smix / S.sum(1).clamp_min(_EPS),
-        "variance": spread if unbiased else S[:, 0] ** 2,
-    }
-    return u_new, A_new.reshape(B, *A.shape[1:-1], R1 - 1), info
+    Mu, Ma, info = _reduction(
+        _gram(u), _gram(Af), unbiased=unbiased, generator=generator, signs=signs, dtype=u.dtype
+    )
+    return u @ Mu, (Af @ Ma).reshape(B, *A.shape[1:-1], R1 - 1), info
 
 
 # ============================================================================ learners
@@ -689,28 +731,52 @@ class OK(OnlineLearner):
             raise ValueError(f"rank must be an int >= 1, got {rank!r}")
         self.rank, self.unbiased, self.generator = rank, bool(unbiased), generator
         self.last_info: dict[str, Tensor] = {}
-        self.stats: dict[str, float] = {}
+        self.stats: dict[str, Tensor] = {}
 
     def _reset_influence(self, batch_size: int) -> None:
         c = self.cell
         self.u = self._like.new_zeros(batch_size, c.augmented_size, self.rank)
         self.A = self._like.new_zeros(batch_size, c.hidden_size, c.gates * c.hidden_size, self.rank)
-        self.stats = {"steps": 0, "mixed_mass": 0.0, "variance": 0.0}
+        self._HA = torch.empty_like(self.A)  # H A_k, written in place every step
+        self.stats = {
+            k: self._like.new_zeros((), dtype=torch.float64)
+            for k in ("steps", "mixed_mass", "variance")
+        }
 
     def _scale_influence(self, keep: Tensor) -> None:
-        self.u = self.u * keep[:, None, None]
-        self.A = self.A * keep[:, None, None, None]
+        self.u.mul_(keep[:, None, None])
+        self.A.mul_(keep[:, None, None, None])
 
     def _advance(self, cs: CellStep) -> None:
         B, n, gn, r = self.A.shape
-        HA = torch.bmm(cs.H, self.A.view(B, n, gn * r)).view(B, n, gn, r)  # H A_k for all k at once
+        g, N = gn // n, n * gn
+        torch.bmm(cs.H, self.A.view(B, n, gn * r), out=self._HA.view(B, n, gn * r))  # H A_k, all k
+        HA = self._HA.view(B, N, r)
+        # D = [diag(dz_1), …, diag(dz_g)] is sparse: its Gram entries come from the diagonals
+        dz = cs.D.view(B, n, g, n).diagonal(dim1=1, dim2=3)  # (B, g, n)
+        diag_HA = self._HA.view(B, n, g, n, r).diagonal(dim1=1, dim2=3)  # (B, g, r, n)
+        Ga = self.A.new_empty(B, r + 1, r + 1, dtype=torch.float64)
+        Ga[:, :r, :r] = _gram(HA)
+        Ga[:, :r, r] = Ga[:, r, :r] = torch.einsum("bgkn,bgn->bk", diag_HA, dz).double()
+        Ga[:, r, r] = (dz * dz).sum((1, 2)).double()
         u = torch.cat([self.u, cs.a[:, :, None]], 2)
-        A = torch.cat([HA, cs.D[:, :, :, None]], 3)
-        self.u, self.A, info = ok_reduce(u, A, unbiased=self.unbiased, generator=self.generator)
+        Mu, Ma, info = _reduction(
+            _gram(u),
+            Ga,
+            unbiased=self.unbiased,
+            generator=self.generator,
+            signs=None,
+            dtype=self.A.dtype,
+        )
+        self.u = u @ Mu
+        torch.bmm(HA, Ma[:, :r], out=self.A.view(B, N, r))  # Σ_k (H A_k) M_kl ...
+        self.A.view(B, n, g, n, r).diagonal(dim1=1, dim2=3).add_(
+            dz[:, :, None, :] * Ma[:, r, None, :, None]
+        )  # ... + D M_rl, on D's diagonals only
         self.last_info = info
         self.stats["steps"] += 1
-        self.stats["mixed_mass"] += float(info["mixed_mass"].mean())
-        self.stats["variance"] += float(info["variance"].mean())
+        self.stats["mixed_mass"] += info["mixed_mass"].mean()  # tensors: no host sync
+        self.stats["variance"] += info["variance"].mean()
 
     def cell_gradients(self, c: Tensor) -> Tensor:
         B, n, gn, r = self.A.shape
