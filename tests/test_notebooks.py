@@ -76,6 +76,10 @@ def test_permutations_claims(smoke_runs: dict[str, dict]) -> None:
     assert max(claims["mlp_barrier_small"]) < 1, "matched barrier below the naive one, every pair"
     assert min(claims["init_above_chance"]) > 0, "permuted averaged inits above chance, every pair"
     assert sorted(map(int, r["init_by_update"])) == [0, 10, 60], "snapshots by update count"
+    study = r["fraction_study"]  # how much of the permutation must be right
+    mean = lambda xs: sum(xs) / len(xs)
+    assert mean(study["1"]["barrier"]) > mean(study["0"]["barrier"]), "scrambling raises the barrier"
+    assert mean(study["0"]["init_accuracy"]) > mean(study["1"]["init_accuracy"])
 
 
 def test_neuron_descent_claims(smoke_runs: dict[str, dict]) -> None:

@@ -22,6 +22,7 @@ from nnstudies.permutations import (
     permute,
     random_permutations,
     repair,
+    scramble,
 )
 
 torch.manual_seed(0)
@@ -261,3 +262,23 @@ def test_claim_values_judge_per_pair() -> None:
         verdicts["cnn_larger_barrier_at_large_lr"] == "no"
         and verdicts["mlp_barrier_small"] == "yes"
     )
+
+
+@pytest.mark.parametrize("fraction", [0.0, 0.1, 0.5, 1.0])
+def test_scramble_moves_at_most_the_chosen_fraction(fraction: float) -> None:
+    gen = torch.Generator().manual_seed(9)
+    perms = [torch.randperm(200, generator=gen), torch.randperm(50, generator=gen)]
+    out = scramble(perms, fraction, gen)
+    for p, q in zip(perms, out):
+        assert torch.equal(q.sort().values, torch.arange(len(p)))  # still a permutation
+        moved = int((p != q).sum())
+        assert moved <= round(fraction * len(p))
+        if fraction == 0.0:
+            assert torch.equal(p, q) and q is not p
+    if fraction == 1.0:  # a random permutation keeps about one unit in place, not most
+        assert int((perms[0] == out[0]).sum()) < 10
+
+
+def test_scramble_rejects_bad_fraction() -> None:
+    with pytest.raises(ValueError, match="fraction"):
+        scramble([torch.arange(4)], 1.5)

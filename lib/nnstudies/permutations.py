@@ -50,6 +50,7 @@ __all__ = [
     "permute",
     "random_permutations",
     "repair",
+    "scramble",
     "weight_similarity",
 ]
 
@@ -116,6 +117,28 @@ def random_permutations(
 ) -> list[torch.Tensor]:
     """One uniformly random permutation per hidden layer of ``model``."""
     return [torch.randperm(n, generator=generator) for n in _widths(model)]
+
+
+def scramble(
+    perms: Sequence[torch.Tensor], fraction: float, generator: torch.Generator | None = None
+) -> list[torch.Tensor]:
+    """``perms`` with a ``fraction`` of each layer's assignments replaced by random ones.
+
+    Per layer of n units, round(fraction·n) positions are drawn uniformly and their
+    entries are shuffled among themselves, so the result is still a permutation; a
+    shuffled entry can land on its own place by chance (about one per layer). Fraction 0
+    returns copies of ``perms``; fraction 1 a uniformly random permutation per layer.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must lie in [0, 1], got {fraction}")
+    out = []
+    for p in perms:
+        p = torch.as_tensor(p).long().clone()
+        k = round(fraction * len(p))
+        chosen = torch.randperm(len(p), generator=generator)[:k]
+        p[chosen] = p[chosen[torch.randperm(k, generator=generator)]]
+        out.append(p)
+    return out
 
 
 # ----------------------------------------------------------------------------- permute, interpolate
