@@ -254,6 +254,7 @@ class CurriculumSetting:
     companions: tuple[Spec, ...]
     companion_seeds: tuple[int, ...]
     explorer_horizons: tuple[int, ...]  #: the explorer's grid of TBPTT horizons (seed 0)
+    explorer_ranks: tuple[int, ...]  #: the explorer's grid of OK ranks (seed 0)
 
     @property
     def runs(self) -> list[tuple[Spec, tuple[int, ...]]]:
@@ -331,6 +332,7 @@ PRESETS: dict[str, Preset] = {
             companions=_OTHERS,
             companion_seeds=(0,),
             explorer_horizons=(1, 2),
+            explorer_ranks=(1, 2),
         ),
         variance=VarianceSetting(ranks=(1, 2, 4), draws=64, steps=16),
         characters=CharSetting(
@@ -360,6 +362,7 @@ PRESETS: dict[str, Preset] = {
             companions=_OTHERS,
             companion_seeds=(0,),
             explorer_horizons=(1, 2, 3, 5),
+            explorer_ranks=(1, 4),
         ),
         variance=VarianceSetting(ranks=(1, 2, 4, 8, 16), draws=128, steps=40),
         characters=CharSetting(
@@ -378,19 +381,23 @@ PRESETS: dict[str, Preset] = {
         ),
     ),
     "full": Preset(
-        # The embedded text and the paper's cell at n = 64 (copy) and 128 (characters): about an
-        # hour on 2 cores (estimated from per-step times; not yet run).
-        copy=Network(hidden=64, batch=16, lr=10**-3, init_std=0.1),
+        # The paper's cell on 2 CPU cores, sized to about 25 CPU-minutes by timing steps: copy task
+        # at n = 64 (OK r = 8, the paper's r = 16 costs 1.3x more per step), 6000 steps per run
+        # with the paper's curriculum (paper: 2M), Adam 3e-3 (paper 10^-3.5, for 2M steps) and a
+        # faster curriculum average (0.99; paper 0.999); characters on the embedded text at
+        # n = 128, OK(8) against TBPTT(25), 4000 steps (paper: Penn Treebank, n = 256, 1M steps).
+        copy=Network(hidden=64, batch=16, lr=3e-3, init_std=0.1),
         horizon=HorizonSetting(length=6, rank=8, steps=3000, seeds=_SEEDS),
         curriculum=CurriculumSetting(
-            steps=10_000,
-            ema=0.995,
+            steps=6000,
+            ema=0.99,
             rank=8,
             horizon=5,
             seeds=_SEEDS,
             companions=(*_OTHERS, Spec("tbptt", horizon=20)),
             companion_seeds=_SEEDS,
             explorer_horizons=(5, 20),
+            explorer_ranks=(1, 8),
         ),
         variance=VarianceSetting(ranks=(1, 2, 4, 8, 16), draws=128, steps=60),
         characters=CharSetting(
@@ -398,11 +405,11 @@ PRESETS: dict[str, Preset] = {
             Network(hidden=128, batch=16, lr=3e-3, init_std=0.1),
             rank=8,
             horizon=25,
-            steps=5000,
-            eval_every=1000,
+            steps=4000,
+            eval_every=500,
             eval_streams=16,
             eval_steps=1000,
-            seeds=_SEEDS,
+            seeds=(0, 1),
         ),
         cost=CostSetting(
             hidden_sizes=(32, 64, 128, 192, 256), batch=4, rank=8, repeats=5, steps=3, judged=True
@@ -422,6 +429,7 @@ PRESETS: dict[str, Preset] = {
             companions=(*_OTHERS, Spec("tbptt", horizon=25)),
             companion_seeds=_SEEDS,
             explorer_horizons=(5, 25),
+            explorer_ranks=(1, 16),
         ),
         variance=VarianceSetting(ranks=(1, 2, 4, 8, 16, 32), draws=256, steps=200),
         # Penn Treebank characters: n=256, batch 32, r=8, 10^-3.5, state reset every 100
@@ -1599,7 +1607,7 @@ CLAIMS = (
         "on characters, OK reaches about TBPTT's bits per character",
         paper="Penn Treebank: OK 1.747–1.750 bits/char (validation), matching TBPTT",
         quantity="held-out bits/char, OK − TBPTT, same seed",
-        rule=Rule.within(0.0, tolerance=0.05),
+        rule=Rule.within(0.0, tolerance=0.05, min_runs=2),
         fmt=".3f",
     ),
     Claim(
@@ -1607,7 +1615,7 @@ CLAIMS = (
         "these character models learn far beyond the previous character",
         paper="1.75 bits/char on Penn Treebank after 1M steps",
         quantity="bits/char of the previous-character model − OK's held-out bits/char",
-        rule=Rule.above(0.0, margin=0.3),
+        rule=Rule.above(0.0, margin=0.3, min_runs=2),
         fmt=".3f",
     ),
     Claim(
