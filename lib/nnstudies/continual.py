@@ -817,9 +817,9 @@ def continual_step(
 class ContinualResult:
     """What :func:`run_continual` returns.
 
-    ``accuracy[i, j]``: test accuracy on task j after training task i (tasks not yet
-    trained included); ``val_accuracy`` the same on the validation split (NaN when
-    there is none); ``train_loss[k]``: the task loss at every step of task k.
+    ``accuracy[i, j]``: test accuracy on task j after training task i, for j ≤ i (NaN
+    for tasks not yet trained: nothing uses them, and measuring them cost as much as
+    the rest); ``val_accuracy`` the same on the validation split (NaN when there is none); ``train_loss[k]``: the task loss at every step of task k.
     ``importances[name][k]``: Ω of task k alone (not summed) for the method and every
     tracked measure; ``seconds``: wall time.
     """
@@ -959,8 +959,8 @@ def _threads(count: int | None) -> Iterator[None]:
 
 
 def _evaluate(result: ContinualResult, k: int, model: nn.Module, tasks: Sequence[Task]) -> None:
-    """Row k of the accuracy matrices: every task's test and validation accuracy after training task k."""
-    for j, other in enumerate(tasks):
+    """Row k of the accuracy matrices: test and validation accuracy of tasks 0..k after training task k."""
+    for j, other in enumerate(tasks[: k + 1]):
         result.accuracy[k, j] = task_accuracy(model, other, "test")
         result.val_accuracy[k, j] = task_accuracy(model, other, "val")
 
