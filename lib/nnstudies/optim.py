@@ -29,6 +29,10 @@ used alike by the one-batch directions (:func:`foof_direction`, :func:`kfac_dire
 and the optimizers (:class:`FOOF`, :class:`KFAC`); FOOF is the case with no output-side
 factor. Every direction is returned per parameter, shaped like ``model.parameters()``;
 an update is θ ← θ − η Δ.
+
+The optimizers build each linear layer's update in the cheaper of two orders (``order="auto"``):
+(Eᵀ A) P or, when the batch is small against the layer's width, Eᵀ (A P), keeping heavy-ball
+momentum exact (see ``_LayerwiseOptimizer._direction``).
 """
 
 from __future__ import annotations
@@ -294,6 +298,7 @@ def _eye(n: int, like: torch.Tensor) -> torch.Tensor:
 
 
 _DAMPING_KINDS = ("heuristic", "standard")
+_ORDERS = ("auto", "factored", "dense")
 
 
 @dataclass(frozen=True)
@@ -318,6 +323,18 @@ class DampedInverse:
             return q_g @ ((q_g.T @ grad @ q_a) / self.eigenvalues) @ q_a.T
         direction = grad @ self.input_side
         return direction if self.output_side is None else self.output_side @ direction
+
+    def apply_factored(self, e: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+        """:meth:`apply` of ∇W̃ = Eᵀ A without forming it: E (rows, n) output gradients, A (rows,
+        m̃) inputs. FOOF: Eᵀ (A P_A); KFAC: (E P_G)ᵀ (A P_A); standard damping: the same inside
+        the eigenbases.
+        """
+        if self.eigenvalues is not None:
+            assert self.output_side is not None
+            q_a, q_g = self.input_side, self.output_side
+            return q_g @ (((e @ q_g).T @ (a @ q_a)) / self.eigenvalues) @ q_a.T
+        right = a @ self.input_side
+        return (e if self.output_side is None else e @ self.output_side).T @ right
 
 
 def damped_inverse(
@@ -516,7 +533,12 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
     heavy-ball momentum.
     """
 
-    def __init__(self, model: nn.Module, lr: float, damping: float, momentum: float) -> None:
+    def __init__(
+        self, model: nn.Module, lr: float, damping: float, momentum: float, order: str = "auto"
+    ) -> None:
+        if order not in _ORDERS:
+            raise ValueError(f"unknown order {order!r}; choose one of {_ORDERS}")
+        self.order = order
         if not (lr > 0 and math.isfinite(lr)):
             raise ValueError(f"learning rate must be positive and finite, got {lr}")
         _check_damping(damping)
@@ -530,7 +552,9 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
         self.steps = 0
         self._inputs: dict[nn.Module, torch.Tensor] = {}
         self._outputs: dict[nn.Module, torch.Tensor] = {}
+        self._output_grads: dict[nn.Module, torch.Tensor] = {}
         self._record = False
+        self._capture = False  # keep ∂L/∂(layer output) of the next backward (factored order)
         self._hooks = [layer.register_forward_hook(self._forward_hook) for layer in self.layers]
 
     def _forward_hook(
@@ -539,6 +563,27 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
         if self._record and torch.is_grad_enabled():
             self._inputs[layer] = inputs[0].detach()
             self._outputs[layer] = output
+            if output.requires_grad and self._factored(layer, inputs[0]):
+                output.register_hook(lambda g, layer=layer: self._keep_output_grad(layer, g))
+
+    def _factored(self, layer: nn.Module, x: torch.Tensor) -> bool:
+        """Whether this layer's direction is built in the factored order (see :meth:`_direction`)
+        on inputs ``x``.
+        """
+        if self.order == "dense" or not isinstance(layer, nn.Linear):
+            return False
+        if self.order == "factored":
+            return True
+        rows = x.numel() // x.shape[-1]  # examples (× positions)
+        m, n = layer.in_features + (layer.bias is not None), layer.out_features
+        two_sided = isinstance(self, KFAC)
+        factored = rows * (m * m + n * m + (n * n if two_sided else 0))
+        dense = n * m * m + (n * n * m if two_sided else 0)
+        return factored < dense
+
+    def _keep_output_grad(self, layer: nn.Module, grad: torch.Tensor) -> None:
+        if self._capture:
+            self._output_grads[layer] = grad.detach()
 
     def remove_hooks(self) -> None:
         """Detach the optimizer from the model (its forward passes are no longer observed)."""
@@ -547,13 +592,7 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
 
     def _gradient(self, layer: Layer) -> torch.Tensor:
         """The raw gradient of W̃ from ``.grad``, with heavy-ball momentum applied (v ← μv + ∇)."""
-        if layer.weight.grad is None:
-            raise RuntimeError(
-                "no gradient: call loss.backward() (or optimizer.backward) before step()"
-            )
-        grad = _weight_matrix(
-            layer, layer.weight.grad, None if layer.bias is None else layer.bias.grad
-        )
+        grad = self._raw_gradient(layer)
         mu = self.param_groups[0]["momentum"]
         if mu == 0:
             return grad
@@ -561,6 +600,44 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
         buf = state.get("momentum_buffer")
         state["momentum_buffer"] = grad.clone() if buf is None else buf.mul_(mu).add_(grad)
         return state["momentum_buffer"]
+
+    def _raw_gradient(self, layer: Layer) -> torch.Tensor:
+        """∇W̃ from ``.grad``."""
+        if layer.weight.grad is None:
+            raise RuntimeError(
+                "no gradient: call loss.backward() (or optimizer.backward) before step()"
+            )
+        return _weight_matrix(
+            layer, layer.weight.grad, None if layer.bias is None else layer.bias.grad
+        )
+
+    def _direction(self, layer: Layer, inverse: DampedInverse, inverted: bool) -> torch.Tensor:
+        """This step's direction m = P(v), v the raw heavy-ball momentum buffer v ← μv + ∇W̃ and P
+        the layer's damped inverse (a linear map, fixed between inversions).
+
+        Between inversions m is kept instead, m ← μm + P(∇W̃): the same vector, since P is linear
+        and unchanged. P(∇W̃) is then built in the factored order when that is cheaper: with
+        ∇W̃ = Eᵀ A (E the output gradients, A the inputs, one row per example), FOOF's ∇W̃ P =
+        Eᵀ (A P) costs B·m̃² + B·m̃·n multiply-adds against n·m̃² (B < n pays). At an inversion
+        step P changes, so m = P(v) is recomputed from the kept raw buffer v: the update equals
+        the one with momentum on the raw gradient, Δ = P(v), at every step.
+        """
+        mu = self.param_groups[0]["momentum"]
+        grad = self._gradient(layer)  # v (the raw momentum buffer), or ∇W̃ when μ = 0
+        state = self.state[layer.weight]
+        if mu > 0 and (inverted or "direction" not in state):
+            state["direction"] = inverse.apply(grad)
+            return state["direction"]
+        e = self._output_grads.get(layer)
+        if e is not None:  # P(∇W̃) from E and A, never forming ∇W̃ P's dense product
+            a = _patches(layer, self._inputs[layer])
+            step = inverse.apply_factored(e.reshape(-1, e.shape[-1]), a.reshape(-1, a.shape[-1]))
+        else:
+            step = inverse.apply(self._raw_gradient(layer) if mu > 0 else grad)
+        if mu == 0:
+            return step
+        state["direction"].mul_(mu).add_(step)
+        return state["direction"]
 
     @torch.no_grad()
     def _apply(self, layer: Layer, direction: torch.Tensor) -> None:
@@ -581,7 +658,9 @@ class FOOF(_LayerwiseOptimizer):
     moment, updated during the ``stat_steps`` steps that end with each inversion
     step (default: min(``inv_period``, 10)); (Ā + λI)⁻¹ is recomputed every
     ``inv_period`` steps (steps 0, T, 2T, ...).
-    η/λ plays the role of SGD's learning rate. Needs no extra backward pass::
+    η/λ plays the role of SGD's learning rate. ``order`` ("auto", "factored" or "dense") picks
+    how ∇W̃ (Ā + λI)⁻¹ is built per layer; "auto" takes the one with fewer multiply-adds, and every
+    order gives the same update. Needs no extra backward pass::
 
         optimizer = FOOF(model, lr=30.0, damping=100.0)
         for x, y in batches:
@@ -601,8 +680,9 @@ class FOOF(_LayerwiseOptimizer):
         decay: float = 0.95,
         inv_period: int = 100,
         stat_steps: int | None = None,
+        order: str = "auto",
     ) -> None:
-        super().__init__(model, lr, damping, momentum)
+        super().__init__(model, lr, damping, momentum, order)
         if inv_period < 1:
             raise ValueError(f"inv_period must be >= 1, got {inv_period}")
         if not 0 <= decay < 1:
@@ -613,7 +693,8 @@ class FOOF(_LayerwiseOptimizer):
             raise ValueError(f"stat_steps must lie in [1, inv_period], got {self.stat_steps}")
         self._a: dict[nn.Module, torch.Tensor] = {}
         self._inverse: dict[nn.Module, DampedInverse] = {}
-        self._record = self._collecting()
+        self._record = True  # every step: the factored order needs the inputs
+        self._capture = True
 
     @torch.no_grad()
     def invert(self) -> None:
@@ -637,20 +718,21 @@ class FOOF(_LayerwiseOptimizer):
         """One update; call after ``loss.backward()``."""
         if closure is not None:
             raise ValueError("FOOF.step takes no closure")
-        if self._record:  # Ā ← decay·Ā + (1 − decay)·(this batch's Ā)
-            if any(layer not in self._inputs for layer in self.layers):
-                raise RuntimeError("FOOF saw no forward pass of the model since the last step")
+        if any(layer not in self._inputs for layer in self.layers):
+            raise RuntimeError("FOOF saw no forward pass of the model since the last step")
+        if self._collecting():  # Ā ← decay·Ā + (1 − decay)·(this batch's Ā)
             for layer in self.layers:
                 a_bar = input_factor(_patches(layer, self._inputs[layer]))
                 self._a[layer] = self._ema(self._a.get(layer), a_bar, self.decay)
-        if self.steps % self.inv_period == 0:
+        inverted = self.steps % self.inv_period == 0
+        if inverted:
             self.invert()
         for layer in self.layers:  # Δ = (momentum-averaged ∇W̃)(Ā + λI)⁻¹
-            self._apply(layer, self._inverse[layer].apply(self._gradient(layer)))
+            self._apply(layer, self._direction(layer, self._inverse[layer], inverted))
         self._inputs.clear()
         self._outputs.clear()
+        self._output_grads.clear()
         self.steps += 1
-        self._record = self._collecting()
 
 
 class KFAC(_LayerwiseOptimizer):
@@ -684,8 +766,9 @@ class KFAC(_LayerwiseOptimizer):
         inv_period: int = 1,
         loss: str = "cross_entropy",
         generator: torch.Generator | None = None,
+        order: str = "auto",
     ) -> None:
-        super().__init__(model, lr, damping, momentum)
+        super().__init__(model, lr, damping, momentum, order)
         _check_kinds(loss, fisher)
         if damping_kind not in _DAMPING_KINDS:
             raise ValueError(
@@ -723,7 +806,11 @@ class KFAC(_LayerwiseOptimizer):
             )
         else:
             grads = torch.autograd.grad(loss, zs, retain_graph=True)
-        loss.backward()
+        self._capture = True  # the true-label output gradients, for the factored order
+        try:
+            loss.backward()
+        finally:
+            self._capture = False
         with torch.no_grad():
             for layer, g in zip(self.layers, grads):
                 f = self._factors[layer]
@@ -731,7 +818,6 @@ class KFAC(_LayerwiseOptimizer):
                     f[0], input_factor(_patches(layer, self._inputs[layer])), self.decay
                 )
                 f[1] = self._ema(f[1], output_factor(_positions(g) * batch), self.decay)
-        self._inputs.clear()
         self._outputs.clear()
         self._fresh = True
 
@@ -745,10 +831,13 @@ class KFAC(_LayerwiseOptimizer):
                 "call optimizer.backward(loss, outputs) instead of loss.backward() "
                 "before KFAC.step()"
             )
-        if self.steps % self.inv_period == 0:
+        inverted = self.steps % self.inv_period == 0
+        if inverted:
             self.invert()
         for layer in self.layers:
-            self._apply(layer, self._inverse[layer].apply(self._gradient(layer)))
+            self._apply(layer, self._direction(layer, self._inverse[layer], inverted))
+        self._inputs.clear()
+        self._output_grads.clear()
         self._fresh = False
         self.steps += 1
 

@@ -37,8 +37,11 @@ from ..training import DivergenceError, History, fit, minibatches
 
 __all__ = [
     "CLAIMS",
+    "CONTROL_METHODS",
+    "FULL_GRIDS",
     "GRIDS",
     "METHODS",
+    "MLP_METHODS",
     "PRESETS",
     "Comparison",
     "Experiment",
@@ -51,6 +54,7 @@ __all__ = [
     "TuningResult",
     "autoencoder",
     "batch_stream",
+    "chosen_setting",
     "claim_values",
     "compare",
     "cosine_to_foof",
@@ -198,8 +202,14 @@ class Experiment:
     steps: int
     batch_size: int
     eval_every: int
-    settings: Mapping[str, Setting]  #: per method name
+    settings: Mapping[str, Setting]  #: per method name (used where ``grids`` is None)
     inv_period: int = 1  #: KFAC's and FOOF's inversion period T
+    methods: tuple[str, ...] = ()  #: the methods compared (default: every method of METHODS)
+    #: when set, each method's setting is tuned in the run: the best stable point of its grid,
+    #: scored by the final training loss of the full-length run on ``tune_seeds`` (see :func:`tune`)
+    grids: Mapping[str, Sequence[Setting]] | None = None
+    tune_seeds: tuple[int, ...] = (0,)
+    n_examples: int | None = None  #: train on the first n training examples only (the control)
 
 
 @dataclass(frozen=True)
@@ -221,7 +231,8 @@ class Preset:
 
     ``seeds``: independent runs (initialisation, batch order, sampled labels) per method. ``mlp``:
     the classifier (ReLU, no biases, as in the paper); ``autoencoder``: tanh, squared error,
-    reconstructing its input. ``cosine_dampings``: the λ grid of the cosine-vs-damping figure. The
+    reconstructing its input; ``control``: the MLP on a fixed set of images, full batch, where
+    the natural gradient's Fisher sees exactly the gradient's data (the paper's Fig. 1B). ``cosine_dampings``: the λ grid of the cosine-vs-damping figure. The
     explorer trains the first seed of each of ``explorer_methods`` for ``explorer_steps`` updates at
     the tuned setting times each of ``explorer_lr_factors`` (learning rate) and
     ``explorer_damping_factors`` (λ). ``eval_examples``:
@@ -232,6 +243,7 @@ class Preset:
     seeds: tuple[int, ...]
     mlp: Experiment
     autoencoder: Experiment
+    control: Experiment  #: identical data: a fixed set of n_examples images, full batch
     cosine_dampings: tuple[float, ...]
     timing: Timing
     explorer_steps: int = 200
@@ -241,6 +253,7 @@ class Preset:
     n_train: int | None = None
     n_test: int | None = None
     eval_examples: int | None = None
+    explorer_scale: str | None = None  #: the scale whose model the explorer trains (default: own)
 
 
 # Learning rates and dampings at `smoke` and `cpu`: chosen by `tune(method, scale="cpu")` on GRIDS
@@ -280,8 +293,43 @@ PAPER_SETTINGS_AUTOENCODER: dict[str, Setting] = {
     "kfac": Setting(0.3, 1.0),
     "foof": Setting(30.0, 100.0),
 }
+
+
+def _grid(lrs: Sequence[float], dampings: Sequence[float] | None = None) -> list[Setting]:
+    if dampings is None:
+        return [Setting(lr) for lr in lrs]
+    return [Setting(lr, lam) for lr in lrs for lam in dampings]
+
+
 _DAMPINGS = (1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1e3)
 _PAPER_MLP = (784, 1000, 1000, 1000, 10)
+
+MLP_METHODS = ("sgd", "adam", "natural", "kfac", "kfac-standard", "foof")
+CONTROL_METHODS = ("kfac", "natural-same")
+
+# `full`: the paper's MLP (784-1000-1000-1000-10, ReLU, no biases, batch 100) on Fashion-MNIST, every
+# method tuned in the run on a grid (scored by the final training loss of the full-length run on
+# seed 0, the best stable point), then 3 seeds. Sized to about 25 CPU-minutes on one thread: a
+# standard-damped KFAC update of this MLP costs about 0.3 s, the exact natural gradient's 0.1 s, so
+# the run is cut to 240 updates (the paper: 6000), grids to three learning rates per method at one
+# damping each (the dampings and the grids' centres from 60-update probes of this MLP before the
+# run), the control to 25 full-batch updates and the autoencoder to 30 updates at batch 1000.
+FULL_GRIDS: dict[str, list[Setting]] = {
+    "sgd": _grid((0.01, 0.03, 0.1)),
+    "adam": _grid((1e-4, 3e-4, 1e-3)),
+    "natural": _grid((3e-5, 1e-4, 3e-4), (1e-3,)),
+    "kfac": _grid((0.1, 0.3, 1.0), (1.0,)),
+    "kfac-standard": _grid((0.003, 0.01, 0.03), (0.1,)),
+    "foof": _grid((0.1, 0.3, 1.0), (10.0,)),
+}
+FULL_GRIDS_AUTOENCODER: dict[str, list[Setting]] = {
+    "kfac": _grid((0.03, 0.1, 0.3), (10.0,)),
+    "foof": _grid((0.003, 0.01, 0.03), (1.0,)),
+}
+# `smoke` tunes in the run too, on two-point grids, so that the tests run the code `full` runs.
+SMOKE_GRIDS: dict[str, list[Setting]] = {
+    name: [s, replace(s, lr=3 * s.lr)] for name, s in CPU_SETTINGS.items() if name in MLP_METHODS
+}
 
 PRESETS: dict[str, Preset] = {
     "smoke": Preset(
@@ -289,9 +337,31 @@ PRESETS: dict[str, Preset] = {
         seeds=(0, 1, 2),
         n_train=1000,
         n_test=500,
-        mlp=Experiment((64, 64), steps=100, batch_size=100, eval_every=50, settings=CPU_SETTINGS),
+        mlp=Experiment(
+            (64, 64),
+            steps=100,
+            batch_size=100,
+            eval_every=50,
+            settings=CPU_SETTINGS,
+            methods=MLP_METHODS,
+            grids=SMOKE_GRIDS,
+        ),
         autoencoder=Experiment(
-            (32, 16, 32), steps=60, batch_size=100, eval_every=30, settings=CPU_SETTINGS_AUTOENCODER
+            (32, 16, 32),
+            steps=60,
+            batch_size=100,
+            eval_every=30,
+            settings=CPU_SETTINGS_AUTOENCODER,
+            methods=AUTOENCODER_METHODS,
+        ),
+        control=Experiment(
+            (64, 64),
+            steps=30,
+            batch_size=500,
+            eval_every=15,
+            settings=CPU_SETTINGS,
+            methods=CONTROL_METHODS,
+            n_examples=500,
         ),
         cosine_dampings=(1e-2, 1.0, 100.0),
         timing=Timing((784, 256, 256, 10), batch_size=100, updates=2, repeats=3, period=100),
@@ -300,44 +370,74 @@ PRESETS: dict[str, Preset] = {
     "cpu": Preset(
         "mnist1d",
         seeds=(0, 1, 2),
-        mlp=Experiment((128, 128), steps=500, batch_size=100, eval_every=50, settings=CPU_SETTINGS),
+        mlp=Experiment(
+            (128, 128),
+            steps=500,
+            batch_size=100,
+            eval_every=50,
+            settings=CPU_SETTINGS,
+            methods=MLP_METHODS,
+        ),
         autoencoder=Experiment(
             (128, 64, 16, 64, 128),
             steps=500,
             batch_size=100,
             eval_every=50,
             settings=CPU_SETTINGS_AUTOENCODER,
+            methods=AUTOENCODER_METHODS,
+        ),
+        control=Experiment(
+            (128, 128),
+            steps=200,
+            batch_size=1000,
+            eval_every=50,
+            settings=CPU_SETTINGS,
+            methods=CONTROL_METHODS,
+            n_examples=1000,
         ),
         cosine_dampings=_DAMPINGS,
         timing=Timing(_PAPER_MLP, batch_size=100, updates=5, repeats=3, period=100),
         explorer_steps=150,
     ),
-    # `full`, estimated at about 40 minutes on 2 cores (not yet run): Fashion-MNIST, the paper's
-    # depth at a quarter of its width (its 1000-wide MLP costs about 0.6 s per KFAC update on 2
-    # cores), and the `cpu` settings as a start (retune with `tune(method, scale="full")`).
     "full": Preset(
         "fashion_mnist",
         seeds=(0, 1, 2),
-        eval_examples=10_000,
+        eval_examples=2000,
+        n_test=2000,
         mlp=Experiment(
-            (256, 256, 256),
-            steps=2000,
+            (1000, 1000, 1000),
+            steps=240,
             batch_size=100,
-            eval_every=200,
-            settings=CPU_SETTINGS,
+            eval_every=60,
+            settings=PAPER_SETTINGS,
             inv_period=10,
+            methods=MLP_METHODS,
+            grids=FULL_GRIDS,
         ),
         autoencoder=Experiment(
-            (256, 128, 32, 128, 256),
-            steps=500,
+            (1000, 500, 250, 30, 250, 500, 1000),
+            steps=30,
             batch_size=1000,
-            eval_every=100,
-            settings=CPU_SETTINGS_AUTOENCODER,
+            eval_every=10,
+            settings=PAPER_SETTINGS_AUTOENCODER,
             inv_period=10,
+            methods=("kfac", "foof"),
+            grids=FULL_GRIDS_AUTOENCODER,
         ),
-        cosine_dampings=_DAMPINGS,
-        timing=Timing(_PAPER_MLP, batch_size=100, updates=20, repeats=5, period=100),
-        explorer_steps=300,
+        control=Experiment(
+            (1000, 1000, 1000),
+            steps=25,
+            batch_size=1000,
+            eval_every=5,
+            settings=PAPER_SETTINGS,
+            inv_period=10,
+            methods=CONTROL_METHODS,
+            n_examples=1000,
+        ),
+        cosine_dampings=(1e-3, 1e-2, 1e-1, 1.0, 10.0),
+        timing=Timing(_PAPER_MLP, batch_size=100, updates=10, repeats=3, period=100),
+        explorer_steps=150,
+        explorer_scale="cpu",
     ),
     "paper": Preset(
         "mnist",
@@ -350,6 +450,7 @@ PRESETS: dict[str, Preset] = {
             eval_every=300,
             settings=PAPER_SETTINGS,
             inv_period=1,
+            methods=MLP_METHODS,
         ),
         autoencoder=Experiment(
             (1000, 500, 250, 30, 250, 500, 1000),
@@ -358,6 +459,17 @@ PRESETS: dict[str, Preset] = {
             eval_every=300,
             settings=PAPER_SETTINGS_AUTOENCODER,
             inv_period=1,
+            methods=AUTOENCODER_METHODS,
+        ),
+        control=Experiment(
+            (1000, 1000, 1000),
+            steps=1000,
+            batch_size=1000,
+            eval_every=100,
+            settings=PAPER_SETTINGS,
+            inv_period=1,
+            methods=CONTROL_METHODS,
+            n_examples=1000,
         ),
         cosine_dampings=(1e-2, 1e-1, 1.0, 10.0),  # eigendecompositions of 1000 × 1000 factors
         timing=Timing(_PAPER_MLP, batch_size=100, updates=50, repeats=5, period=100),
@@ -367,10 +479,13 @@ PRESETS: dict[str, Preset] = {
 }
 
 
+_KINDS = ("mlp", "autoencoder", "control")
+
+
 def _experiment(p: Preset, kind: str) -> Experiment:
-    if kind not in ("mlp", "autoencoder"):
-        raise ValueError(f"unknown kind {kind!r}; choose 'mlp' or 'autoencoder'")
-    return p.mlp if kind == "mlp" else p.autoencoder
+    if kind not in _KINDS:
+        raise ValueError(f"unknown kind {kind!r}; choose one of {_KINDS}")
+    return {"mlp": p.mlp, "autoencoder": p.autoencoder, "control": p.control}[kind]
 
 
 @lru_cache(maxsize=4)
@@ -399,7 +514,7 @@ def make_model(scale: str, *, kind: str = "mlp") -> nn.Module:
     p = pick(PRESETS, scale)
     data = load_data(scale)
     hidden = _experiment(p, kind).hidden
-    if kind == "mlp":
+    if kind != "autoencoder":
         return MLP(data.in_features, list(hidden), data.num_classes, bias=False)
     return autoencoder([data.in_features, *hidden, data.in_features])
 
@@ -563,7 +678,7 @@ def _trained(
     exp = _experiment(p, kind)
     if steps is not None:  # a shorter (or longer) run, e.g. the explorer's
         exp = replace(exp, steps=steps, eval_every=max(1, min(exp.eval_every, steps // 4)))
-    setting = setting or exp.settings[method]
+    setting = setting or chosen_setting(method, scale=scale, kind=kind)
     if m.curvature and setting.damping is None:
         raise ValueError(f"{m.label} needs a damping")
     setting = Setting(
@@ -572,6 +687,9 @@ def _trained(
     )
     period = exp.inv_period if inv_period is None else inv_period
     data = load_data(scale)
+    if exp.n_examples is not None:  # the control: a fixed set of images
+        data = data.subset(n_train=exp.n_examples)
+    eval_examples = None if exp.n_examples is not None else p.eval_examples
     device = get_device()
     loss = "mse" if kind == "autoencoder" else "cross_entropy"
     config = {
@@ -589,7 +707,8 @@ def _trained(
         "dataset": p.dataset,
         "n_train": p.n_train,
         "eval_every": exp.eval_every,
-        "eval_examples": p.eval_examples,
+        "eval_examples": eval_examples,
+        "n_examples": exp.n_examples,
         "probes": probes,
         "device": device.type,
     }
@@ -611,13 +730,13 @@ def _trained(
         )
         clock = _Clock()
         step = clock.timed(neuron_step(optimizer, model, batches, loss=loss), device.type == "cuda")
-        x = data.x_train[: p.eval_examples]
-        target = x.flatten(1) if kind == "autoencoder" else data.y_train[: p.eval_examples]
+        x = data.x_train[:eval_examples]
+        target = x.flatten(1) if kind == "autoencoder" else data.y_train[:eval_examples]
         probe = _probe_batch(data, exp.batch_size, seed) if probes else None
 
         def evaluate() -> dict[str, float]:
             values = {"train_loss": _train_loss(model, x, target, loss), "seconds": clock.seconds}
-            if kind == "mlp":
+            if kind != "autoencoder":
                 values["test_accuracy"] = _test_accuracy(model, data)
             if probe is not None:
                 assert setting.damping is not None
@@ -739,7 +858,7 @@ def compare(scale: str, *, kind: str = "mlp", methods: Sequence[str] | None = No
     The MLP's KFAC runs also record the cosines of KFAC's direction to FOOF's along training.
     """
     p = pick(PRESETS, scale)
-    names = list(methods or (METHODS if kind == "mlp" else AUTOENCODER_METHODS))
+    names = list(methods or _experiment(p, kind).methods or METHODS)
     runs = {
         m: [
             train_run(m, scale=scale, seed=s, kind=kind, probes=m == "kfac" and kind == "mlp")
@@ -896,7 +1015,8 @@ CLAIMS = (
         "kfac_beats_natural_identical",
         "KFAC still beats the exact natural gradient when both see identical data",
         paper="KFAC still wins (Fig. 1B)",
-        quantity="log10(loss NG on identical data / loss KFAC) per seed",
+        quantity="log10(loss NG / loss KFAC) per seed, 1000 images, full batch (the Fisher on the "
+        "gradient's own data)",
         rule=Rule.above(0.0, margin=0.3),
         fmt=".2f",
     ),
@@ -976,12 +1096,16 @@ def _cosine_means(comparison: Comparison) -> tuple[list[float], list[float]]:
     )
 
 
-def claim_values(mlp: Comparison, ae: Comparison, timing: TimingResult) -> dict[str, list[float]]:
-    """Per-seed (or per-repeat) values of each of :data:`CLAIMS`."""
+def claim_values(
+    mlp: Comparison, ae: Comparison, timing: TimingResult, control: Comparison
+) -> dict[str, list[float]]:
+    """Per-seed (or per-repeat) values of each of :data:`CLAIMS`; ``control`` is the identical-data
+    comparison (``compare(scale, kind="control")``).
+    """
     cos_h, cos_s = _cosine_means(mlp)
     return {
         "kfac_beats_natural": mlp.log_ratio("natural", "kfac"),
-        "kfac_beats_natural_identical": mlp.log_ratio("natural-same", "kfac"),
+        "kfac_beats_natural_identical": control.log_ratio("natural-same", "kfac"),
         "heuristic_beats_standard": mlp.log_ratio("kfac-standard", "kfac"),
         "standard_like_sgd": mlp.log_ratio("kfac-standard", "sgd"),
         "cosine_closer_heuristic": [h - s for h, s in zip(cos_h, cos_s)],
@@ -994,12 +1118,6 @@ def claim_values(mlp: Comparison, ae: Comparison, timing: TimingResult) -> dict[
 
 
 # ----------------------------------------------------------------------------- tuning
-
-
-def _grid(lrs: Sequence[float], dampings: Sequence[float] | None = None) -> list[Setting]:
-    if dampings is None:
-        return [Setting(lr) for lr in lrs]
-    return [Setting(lr, lam) for lr in lrs for lam in dampings]
 
 
 # Grids in steps of about 3× in both the learning rate and the damping, so that "one grid step
@@ -1019,6 +1137,20 @@ GRIDS_AUTOENCODER: dict[str, list[Setting]] = {
     "kfac": _grid((0.1, 0.3, 1.0), (0.1, 0.3, 1.0, 3.0, 10.0)),
     "foof": _grid((0.01, 0.03, 0.1, 0.3, 1.0), (0.1, 0.3, 1.0, 3.0, 10.0)),
 }
+
+
+def chosen_setting(method: str, *, scale: str, kind: str = "mlp") -> Setting:
+    """``method``'s setting at ``scale``: tuned in the run (:func:`tune`) where the experiment has
+    grids, else the preset's fixed one. The control uses the MLP's settings (the identical-data
+    natural gradient the natural gradient's).
+    """
+    p = pick(PRESETS, scale)
+    if kind == "control":
+        kind, method = "mlp", "natural" if method == "natural-same" else method
+    exp = _experiment(p, kind)
+    if exp.grids is None:
+        return exp.settings[method]
+    return tune(method, scale=scale, kind=kind).choice
 
 
 def _finished(run: Run) -> bool:
@@ -1051,11 +1183,12 @@ class TuningResult:
 
     def neighbours(self, setting: Setting) -> list[Setting | None]:
         """The grid points one step closer to the edge of stability: the next larger learning rate
-        and, for methods with a damping, the next smaller damping (None where the grid ends).
+        and, where the grid has several dampings, the next smaller damping (None where the grid
+        ends).
         """
         larger = [s for s in self.runs if s.damping == setting.damping and s.lr > setting.lr]
         out: list[Setting | None] = [min(larger, key=lambda s: s.lr) if larger else None]
-        if setting.damping is not None:
+        if len({s.damping for s in self.runs}) > 1 and setting.damping is not None:
             lam = setting.damping
             smaller = [s for s in self.runs if s.lr == setting.lr and (s.damping or lam) < lam]
             out.append(max(smaller, key=lambda s: s.damping or 0.0) if smaller else None)
@@ -1077,13 +1210,21 @@ class TuningResult:
 
     @property
     def choice(self) -> Setting:
-        """The best-scoring stable grid point."""
+        """The best-scoring stable grid point; if no point is stable, the best-scoring one that
+        finished (else the smallest learning rate), flagged by :attr:`fallback`.
+        """
         candidates = [s for s in self.runs if self.stable(s)]
-        if not candidates:
-            raise ValueError(
-                f"{self.method}: no stable grid point; widen the grid"
-            )  # pragma: no cover
-        return min(candidates, key=self.score)
+        if candidates:
+            return min(candidates, key=self.score)
+        finished = [s for s in self.runs if math.isfinite(self.score(s))]
+        if finished:
+            return min(finished, key=self.score)
+        return min(self.runs, key=lambda s: (s.lr, -(s.damping or 0.0)))
+
+    @property
+    def fallback(self) -> bool:
+        """True when no grid point was stable and :attr:`choice` fell back: widen the grid."""
+        return not any(self.stable(s) for s in self.runs)
 
     def table(self) -> list[tuple[Setting, float, bool]]:
         """(setting, score, stable) for every grid point, best score first."""
@@ -1093,17 +1234,20 @@ class TuningResult:
 
 
 def tune(
-    method: str, *, scale: str, kind: str = "mlp", seeds: Sequence[int] = (0, 1)
+    method: str, *, scale: str, kind: str = "mlp", seeds: Sequence[int] | None = None
 ) -> TuningResult:
-    """Train every grid point of ``method`` (``GRIDS`` or ``GRIDS_AUTOENCODER``) for the preset's
-    full run length.
+    """Train every grid point of ``method`` for the preset's full run length: the experiment's own
+    ``grids`` (tuned in the run, on its ``tune_seeds``), else ``GRIDS`` or ``GRIDS_AUTOENCODER`` on
+    seeds 0 and 1 (how the fixed settings of `smoke` and `cpu` were chosen).
 
     ``TuningResult.choice`` then picks the best stable point (cached: each run trains once).
     """
-    grid = (GRIDS_AUTOENCODER if kind == "autoencoder" else GRIDS)[
-        "natural" if method == "natural-same" else method
-    ]
+    exp = _experiment(pick(PRESETS, scale), kind)
+    grids = exp.grids or (GRIDS_AUTOENCODER if kind == "autoencoder" else GRIDS)
+    grid = grids["natural" if method == "natural-same" else method]
     result = TuningResult(method)
+    if seeds is None:
+        seeds = exp.tune_seeds if exp.grids else (0, 1)
     for setting in grid:
         result.runs[setting] = [
             train_run(method, scale=scale, seed=s, kind=kind, setting=setting, show_progress=False)
