@@ -309,11 +309,12 @@ CONTROL_METHODS = ("kfac", "natural-same")
 
 # `full`: the paper's MLP (784-1000-1000-1000-10, ReLU, no biases, batch 100) on Fashion-MNIST, every
 # method tuned in the run on a grid (scored by the final training loss of the full-length run on
-# seed 0, the best stable point), then 3 seeds. Sized to about 25 CPU-minutes on one thread: a
-# standard-damped KFAC update of this MLP costs about 0.3 s, the exact natural gradient's 0.1 s, so
-# the run is cut to 240 updates (the paper: 6000), grids to three learning rates per method at one
-# damping each (the dampings and the grids' centres from 60-update probes of this MLP before the
-# run), the control to 25 full-batch updates and the autoencoder to 30 updates at batch 1000.
+# seed 0, the best stable point), then 3 seeds. Sized to about 17 CPU-minutes on one thread (the
+# machine ran four such runs on two cores at once): a standard-damped KFAC update of this MLP costs
+# about 0.3 s, the exact natural gradient's 0.1 s, so the run is cut to 160 updates (the paper:
+# 6000), grids to three learning rates per method at one damping each (the dampings and the grids'
+# centres from 60-update probes of this MLP before the run), the control to 15 full-batch updates
+# and the autoencoder to 20 updates at batch 1000.
 FULL_GRIDS: dict[str, list[Setting]] = {
     "sgd": _grid((0.01, 0.03, 0.1)),
     "adam": _grid((1e-4, 3e-4, 1e-3)),
@@ -406,9 +407,9 @@ PRESETS: dict[str, Preset] = {
         n_test=2000,
         mlp=Experiment(
             (1000, 1000, 1000),
-            steps=240,
+            steps=160,
             batch_size=100,
-            eval_every=60,
+            eval_every=40,
             settings=PAPER_SETTINGS,
             inv_period=10,
             methods=MLP_METHODS,
@@ -416,9 +417,9 @@ PRESETS: dict[str, Preset] = {
         ),
         autoencoder=Experiment(
             (1000, 500, 250, 30, 250, 500, 1000),
-            steps=30,
+            steps=20,
             batch_size=1000,
-            eval_every=10,
+            eval_every=5,
             settings=PAPER_SETTINGS_AUTOENCODER,
             inv_period=10,
             methods=("kfac", "foof"),
@@ -426,7 +427,7 @@ PRESETS: dict[str, Preset] = {
         ),
         control=Experiment(
             (1000, 1000, 1000),
-            steps=25,
+            steps=15,
             batch_size=1000,
             eval_every=5,
             settings=PAPER_SETTINGS,
