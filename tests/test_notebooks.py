@@ -95,6 +95,7 @@ def test_neuron_descent_claims(smoke_runs: dict[str, dict]) -> None:
     assert mean(claims["foof_beats_kfac_mlp"]) > 0, "FOOF ends below KFAC on the MLP"
     assert mean(r["final_loss.kfac"]) < mean(r["final_loss.sgd"]), "KFAC ends below SGD"
     assert set(r["timing_seconds"]) == {"SGD", "FOOF", "KFAC", "exact natural gradient"}
+    assert all(len(r[f"control_loss.{m}"]) == len(r["seeds"]) for m in ("kfac", "natural-same"))
 
 
 def test_continual_learning_claims(smoke_runs: dict[str, dict]) -> None:
