@@ -1,125 +1,238 @@
-"""Time of each importance over 1,000 examples: nnstudies.continual (torch.func) against a per-example loop.
+"""Per-example importances of the paper's MLP: nnstudies.continual against BackPACK and torch.func, in one run.
 
-    python benchmarks/importances.py [--examples 1000] [--hidden 2000 2000] [--loop-examples 100]
+    OMP_NUM_THREADS=1 python benchmarks/importances.py [--batch 256] [--hidden 2000 2000] [--repeats 3]
 
-The model is the paper's MLP 784-2000-2000-10 (random weights, random inputs).
-Columns: the library with its default engine for MLPs ("linear": ``vmap(grad)`` of
-the per-example output sensitivities, then one matrix product per layer), the
-library with the generic engine ("vmap": ``vmap`` of ``grad``/``jacrev`` over all
-parameters, in chunks), and the reference loop, one backward pass per example (and
-per label for the Fisher and AF), timed on ``--loop-examples`` examples and scaled
-up linearly to ``--examples``. Target on 2 CPU cores: the library ≥ 10× faster than
-the loop. Memory-bound per-example gradients of a 6M-parameter network are the
-generic engine's limit; the printout says what was measured.
+Model 784-2000-2000-10 (random weights), one batch of ``--batch`` random inputs and labels.
+Every method computes the mean over the batch of a per-example quantity, one tensor per
+parameter:
+
+- exact Fisher diagonal, Σ_y p(y|x) (∂ log p(y|x)/∂θ)²;
+- empirical Fisher diagonal, (∂ log p(y_x|x)/∂θ)² with the true label;
+- AF, Σ_y p(y|x) |∂ log p(y|x)/∂θ|, and MAS, |∂ ‖softmax f(x)‖²/∂θ| (no BackPACK extension).
+
+Columns: ours (``engine="linear"``: one forward pass, one batch backward pass per label or
+one in all, then one matrix product per layer), our generic engine (``engine="vmap"``),
+BackPACK (``DiagGGNExact``, ``SumGradSquared``, ``BatchGrad`` then squared or |·|; it
+also computes the ordinary gradient), and ``torch.func`` (``vmap`` over examples of
+``grad``, ``jacrev`` for one gradient per label). Per-example gradients of 5.6M
+parameters do not fit in memory for a whole batch: ``BatchGrad``, ``torch.func`` and
+our generic engine take the batch in chunks (``--chunk``; printed). Times are the best of
+``--repeats``, the methods interleaved in every repeat so that the machine's load hits
+them alike; ratios are to ours within this run. "peak" is the best rate of one
+256 × 2000 × 2000 matrix product in this process, "% peak" the method's useful FLOPs
+(the matrix products of our route, counted below) over its time, against that peak.
+The last column is the largest relative difference to BackPACK (or, without a BackPACK
+extension, to torch.func), over all parameters.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from collections.abc import Callable
-from functools import partial
 
 import torch
+from torch import nn
+from torch.func import functional_call, grad, jacrev, vmap
 
-from nnstudies import MLP, get_device
+from nnstudies import MLP
 from nnstudies import continual as cl
 
-
-def timed(fn: Callable[[], object], repeats: int = 1) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return best
+Result = list[torch.Tensor]
 
 
-def loop(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, kind: str) -> list[torch.Tensor]:
-    """The per-example reference: one (or one per label) backward pass per example."""
-    params = list(model.parameters())
-    total = [torch.zeros_like(p) for p in params]
-    for n in range(len(x)):
-        logits = model(x[n : n + 1])[0]
-        if kind in ("fisher", "absolute"):
-            logp = logits.log_softmax(-1)
-            probs = logp.exp().detach()
-            for label in range(len(logits)):
-                grads = torch.autograd.grad(logp[label], params, retain_graph=True)
-                for t, g in zip(total, grads):
-                    t.add_(g.square() if kind == "fisher" else g.abs(), alpha=float(probs[label]))
-        else:
-            scalar = (
-                logits.log_softmax(-1)[y[n]]
-                if kind == "empirical"
-                else logits.softmax(-1).square().sum()
+def matmul_peak(repeats: int) -> float:
+    """GFLOP/s of a 256 × 2000 × 2000 matrix product, the best of ``repeats``."""
+    a, b = torch.randn(256, 2000), torch.randn(2000, 2000)
+    a @ b
+    best = min(_time(lambda: a @ b) for _ in range(max(repeats, 3)))
+    return 2 * 256 * 2000 * 2000 / best / 1e9
+
+
+def _time(fn: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def useful_flops(sizes: list[int], batch: int, labels: int) -> float:
+    """Matrix-product FLOPs of our route: forward, ``labels`` backward passes to the hidden
+    layers' outputs (none to the input), one weight-sized product per layer."""
+    layers = list(itertools.pairwise(sizes))
+    fwd = sum(2 * batch * i * o for i, o in layers)
+    bwd = sum(2 * batch * i * o for i, o in layers[1:])
+    return fwd + labels * bwd + fwd
+
+
+def backpack_runner(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> dict:
+    from backpack import backpack, extend
+    from backpack.extensions import BatchGrad, DiagGGNExact, SumGradSquared
+
+    peer = extend(MLP(784, [m.out_features for m in model if isinstance(m, nn.Linear)][:-1], 10))
+    peer.load_state_dict(model.state_dict())
+    mean_loss = extend(nn.CrossEntropyLoss(reduction="sum"))
+    n = len(x)
+
+    def run(extension: object, attribute: str) -> Result:
+        peer.zero_grad()
+        with backpack(extension):  # type: ignore[arg-type]
+            mean_loss(peer(x), y).backward()
+        return [getattr(p, attribute) / n for p in peer.parameters()]
+
+    def batch_grad(f: Callable[[torch.Tensor], torch.Tensor]) -> Result:
+        total = [torch.zeros_like(p) for p in peer.parameters()]
+        for start in range(0, n, chunk):
+            peer.zero_grad()
+            with backpack(BatchGrad()):
+                mean_loss(peer(x[start : start + chunk]), y[start : start + chunk]).backward()
+            for t, p in zip(total, peer.parameters()):
+                t += f(p.grad_batch).sum(0)  # type: ignore[attr-defined]
+        return [t / n for t in total]
+
+    return {
+        "exact": lambda: run(DiagGGNExact(), "diag_ggn_exact"),
+        "empirical": lambda: run(SumGradSquared(), "sum_grad_squared"),
+        "empirical, BatchGrad": lambda: batch_grad(torch.square),
+    }
+
+
+def func_runner(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int) -> dict:
+    """torch.func: per-example gradients of all parameters (``vmap`` of ``grad``/``jacrev``)."""
+    params = {k: v.detach() for k, v in model.named_parameters()}
+    n = len(x)
+
+    def logits(p: dict, xi: torch.Tensor) -> torch.Tensor:
+        return functional_call(model, p, (xi.unsqueeze(0),))[0]
+
+    def log_likelihood(p: dict, xi: torch.Tensor, yi: torch.Tensor) -> torch.Tensor:
+        return logits(p, xi).log_softmax(-1).gather(-1, yi.reshape(1)).squeeze(-1)
+
+    def log_probs(p: dict, xi: torch.Tensor) -> torch.Tensor:
+        return logits(p, xi).log_softmax(-1)
+
+    def mas_output(p: dict, xi: torch.Tensor) -> torch.Tensor:
+        return logits(p, xi).softmax(-1).square().sum()
+
+    per_label = vmap(jacrev(log_probs), in_dims=(None, 0))
+    per_example = vmap(grad(log_likelihood), in_dims=(None, 0, 0))
+    per_example_mas = vmap(grad(mas_output), in_dims=(None, 0))
+
+    def labelled(square: bool, size: int) -> Result:
+        total = {k: torch.zeros_like(v) for k, v in params.items()}
+        for start in range(0, n, size):
+            xs = x[start : start + size]
+            probs = model(xs).softmax(-1).detach()
+            for k, g in per_label(params, xs).items():
+                f = g.square() if square else g.abs()
+                total[k] += torch.einsum("nc,nc...->...", probs, f)
+        return [t / n for t in total.values()]
+
+    def single(kind: str) -> Result:
+        total = {k: torch.zeros_like(v) for k, v in params.items()}
+        for start in range(0, n, chunk):
+            xs, ys = x[start : start + chunk], y[start : start + chunk]
+            grads = (
+                per_example(params, xs, ys) if kind == "empirical" else per_example_mas(params, xs)
             )
-            grads = torch.autograd.grad(scalar, params)
-            for t, g in zip(total, grads):
-                t.add_(g.square() if kind == "empirical" else g.abs())
-    return [t / len(x) for t in total]
+            for k, g in grads.items():
+                total[k] += (g.square() if kind == "empirical" else g.abs()).sum(0)
+        return [t / n for t in total.values()]
+
+    small = max(1, chunk // 4)  # ten gradients per example
+    return {
+        "exact": lambda: labelled(True, small),
+        "empirical": lambda: single("empirical"),
+        "AF": lambda: labelled(False, small),
+        "MAS": lambda: single("mas"),
+    }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--examples", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--hidden", type=int, nargs="+", default=[2000, 2000])
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
-        "--loop-examples", type=int, default=100, help="examples the loop is timed on (scaled up)"
-    )
-    parser.add_argument(
-        "--vmap-examples",
-        type=int,
-        default=100,
-        help="examples the generic engine is timed on (scaled up)",
+        "--chunk", type=int, default=32, help="examples per chunk of per-example gradients"
     )
     args = parser.parse_args()
-    device = get_device()
     torch.manual_seed(0)
-    model = MLP(784, args.hidden, 10).to(device)
-    x = torch.randn(args.examples, 784, device=device)
-    y = torch.randint(0, 10, (args.examples,), device=device)
+    model = MLP(784, args.hidden, 10).eval()
+    x = torch.randn(args.batch, 784)
+    y = torch.randint(0, 10, (args.batch,))
+    sizes = [784, *args.hidden, 10]
     n_params = sum(p.numel() for p in model.parameters())
+    peak = matmul_peak(args.repeats)
     print(
-        f"device {device}, {torch.get_num_threads()} threads; MLP 784-{'-'.join(map(str, args.hidden))}-10 "
-        f"({n_params / 1e6:.1f}M parameters); {args.examples} examples"
+        f"MLP {'-'.join(map(str, sizes))} ({n_params / 1e6:.1f}M parameters), batch {args.batch}, "
+        f"{torch.get_num_threads()} thread(s), float32, CPU; matmul peak {peak:.0f} GFLOP/s; "
+        f"per-example chunks of {args.chunk} (per label: {max(1, args.chunk // 4)})"
     )
-    print(
-        f"loop timed on {args.loop_examples} and generic vmap on {args.vmap_examples} examples, both scaled to {args.examples}"
-    )
-    measures = {
-        "Fisher (exact)": ("fisher", lambda xs, ys, e: cl.fisher(model, xs, engine=e)),
-        "Fisher (empirical)": (
-            "empirical",
-            lambda xs, ys, e: cl.fisher(model, xs, kind="empirical", targets=ys, engine=e),
-        ),
-        "AF": ("absolute", lambda xs, ys, e: cl.absolute_fisher(model, xs, engine=e)),
-        "MAS": ("mas", lambda xs, ys, e: cl.mas(model, xs, engine=e)),
+    ours = {
+        "exact": lambda: cl.fisher(model, x, engine="linear"),
+        "empirical": lambda: cl.fisher(model, x, kind="empirical", targets=y, engine="linear"),
+        "AF": lambda: cl.absolute_fisher(model, x, engine="linear"),
+        "MAS": lambda: cl.mas(model, x, engine="linear"),
     }
-    header = f"{'importance':<20} {'library (s)':>12} {'generic vmap (s)':>17} {'loop (s)':>10} {'speed-up':>9} {'vmap speed-up':>14} {'max rel. diff':>14}"
+    generic = {
+        "exact": lambda: cl.vmap_importance(
+            model, x, "fisher", engine="vmap", chunk_size=max(1, args.chunk // 4)
+        ),
+        "empirical": lambda: cl.vmap_importance(
+            model, x, "empirical", targets=y, engine="vmap", chunk_size=args.chunk
+        ),
+    }
+    peers = backpack_runner(model, x, y, args.chunk)
+    func = func_runner(model, x, y, args.chunk)
+    rows: list[tuple[str, str, Callable[[], Result], str]] = []
+    for q in ("exact", "empirical", "AF", "MAS"):
+        reference = "exact" if q == "exact" else "empirical" if q == "empirical" else None
+        ref = f"BackPACK {'DiagGGNExact' if q == 'exact' else 'SumGradSquared'}"
+        rows.append(
+            (q, "ours (one forward, batch backward)", ours[q], ref if reference else "torch.func")
+        )
+        if q in generic:
+            rows.append((q, "ours, generic vmap engine", generic[q], ref))
+        if q == "exact":
+            rows.append((q, "BackPACK DiagGGNExact", peers["exact"], ref))
+        if q == "empirical":
+            rows.append((q, "BackPACK SumGradSquared", peers["empirical"], ref))
+            rows.append((q, "BackPACK BatchGrad, squared", peers["empirical, BatchGrad"], ref))
+        rows.append(
+            (q, "torch.func vmap(grad/jacrev)", func[q], ref if reference else "torch.func")
+        )
+    refs = {
+        "BackPACK DiagGGNExact": peers["exact"],
+        "BackPACK SumGradSquared": peers["empirical"],
+    }
+    reference_values = {name: fn() for name, fn in refs.items()}
+    reference_values.update({f"torch.func {q}": func[q]() for q in ("AF", "MAS")})
+    best = {i: float("inf") for i in range(len(rows))}
+    values: dict[int, Result] = {}
+    for _ in range(args.repeats):
+        for i, (_, _, fn, _) in enumerate(rows):
+            start = time.perf_counter()
+            values[i] = fn()
+            best[i] = min(best[i], time.perf_counter() - start)
+    header = f"{'quantity':<10} {'method':<36} {'time (s)':>9} {'vs ours':>8} {'% peak':>7} {'max rel. diff':>14}"
     print(header)
     print("-" * len(header))
-    scale_loop = args.examples / args.loop_examples
-    scale_vmap = args.examples / args.vmap_examples
-    for name, (kind, fn) in measures.items():
-        fn(x[:8], y[:8], "linear")  # warm up
-        t_lib = timed(partial(fn, x, y, "linear"))
-        xs, ys = x[: args.vmap_examples], y[: args.vmap_examples]
-        t_vmap = timed(partial(fn, xs, ys, "vmap")) * scale_vmap
-        xl, yl = x[: args.loop_examples], y[: args.loop_examples]
-        t_loop = timed(partial(loop, model, xl, yl, kind)) * scale_loop
-        ref, got = loop(model, xl, yl, kind), fn(xl, yl, "linear")
+    ours_time: dict[str, float] = {}
+    for i, (q, name, _, ref) in enumerate(rows):
+        ours_time.setdefault(q, best[i])
+        key = ref if ref.startswith("BackPACK") else f"torch.func {q}"
         diff = max(
-            ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(got, ref)
+            ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
+            for a, b in zip(values[i], reference_values[key])
         )
+        labels = 10 if q in ("exact", "AF") else 1
+        rate = useful_flops(sizes, args.batch, labels) / best[i] / 1e9
         print(
-            f"{name:<20} {t_lib:>12.2f} {t_vmap:>17.2f} {t_loop:>10.2f} {t_loop / t_lib:>8.1f}× {t_loop / t_vmap:>13.1f}× {diff:>14.1e}",
+            f"{q:<10} {name:<36} {best[i]:>9.3f} {best[i] / ours_time[q]:>7.2f}× "
+            f"{100 * rate / peak:>6.0f}% {diff:>14.1e}",
             flush=True,
         )
 
