@@ -1,6 +1,7 @@
 """Per-example importances of the paper's MLP: nnstudies.continual against BackPACK and torch.func, in one run.
 
     OMP_NUM_THREADS=1 python benchmarks/importances.py [--batch 256] [--hidden 2000 2000] [--repeats 3]
+        [--slow-examples 32]
 
 Model 784-2000-2000-10 (random weights), one batch of ``--batch`` random inputs and labels.
 Every method computes the mean over the batch of a per-example quantity, one tensor per
@@ -16,13 +17,16 @@ BackPACK (``DiagGGNExact``, ``SumGradSquared``, ``BatchGrad`` then squared or |�
 also computes the ordinary gradient), and ``torch.func`` (``vmap`` over examples of
 ``grad``, ``jacrev`` for one gradient per label). Per-example gradients of 5.6M
 parameters do not fit in memory for a whole batch: ``BatchGrad``, ``torch.func`` and
-our generic engine take the batch in chunks (``--chunk``; printed). Times are the best of
-``--repeats``, the methods interleaved in every repeat so that the machine's load hits
-them alike; ratios are to ours within this run. "peak" is the best rate of one
+our generic engine take the batch in chunks (``--chunk``; printed), and, being one to two
+orders of magnitude slower, are timed once on the first ``--slow-examples`` examples and
+scaled up linearly (marked *; their work is linear in the examples). The fast methods'
+times are the best of ``--repeats``, interleaved in every repeat so that the machine's
+load hits them alike; ratios are to ours within this run. "peak" is the best rate of one
 256 × 2000 × 2000 matrix product in this process, "% peak" the method's useful FLOPs
 (the matrix products of our route, counted below) over its time, against that peak.
-The last column is the largest relative difference to BackPACK (or, without a BackPACK
-extension, to torch.func), over all parameters.
+"max rel. diff" is the largest relative difference, over all parameters, to the reference
+named in the last column (BackPACK; ours on the same examples; torch.func where BackPACK
+has no extension).
 """
 
 from __future__ import annotations
@@ -158,6 +162,12 @@ def main() -> None:
     parser.add_argument(
         "--chunk", type=int, default=32, help="examples per chunk of per-example gradients"
     )
+    parser.add_argument(
+        "--slow-examples",
+        type=int,
+        default=32,
+        help="examples the per-example-gradient methods are timed on (scaled up; 0: skip them)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     model = MLP(784, args.hidden, 10).eval()
@@ -168,73 +178,96 @@ def main() -> None:
     peak = matmul_peak(args.repeats)
     print(
         f"MLP {'-'.join(map(str, sizes))} ({n_params / 1e6:.1f}M parameters), batch {args.batch}, "
-        f"{torch.get_num_threads()} thread(s), float32, CPU; matmul peak {peak:.0f} GFLOP/s; "
+        f"{torch.get_num_threads()} thread(s), float32, CPU; "
         f"per-example chunks of {args.chunk} (per label: {max(1, args.chunk // 4)})"
     )
-    ours = {
-        "exact": lambda: cl.fisher(model, x, engine="linear"),
-        "empirical": lambda: cl.fisher(model, x, kind="empirical", targets=y, engine="linear"),
-        "AF": lambda: cl.absolute_fisher(model, x, engine="linear"),
-        "MAS": lambda: cl.mas(model, x, engine="linear"),
-    }
-    generic = {
-        "exact": lambda: cl.vmap_importance(
-            model, x, "fisher", engine="vmap", chunk_size=max(1, args.chunk // 4)
-        ),
-        "empirical": lambda: cl.vmap_importance(
-            model, x, "empirical", targets=y, engine="vmap", chunk_size=args.chunk
-        ),
-    }
+
+    def ours_on(xs: torch.Tensor, ys: torch.Tensor) -> dict[str, Callable[[], Result]]:
+        return {
+            "exact": lambda: cl.fisher(model, xs, engine="linear"),
+            "empirical": lambda: cl.fisher(
+                model, xs, kind="empirical", targets=ys, engine="linear"
+            ),
+            "AF": lambda: cl.absolute_fisher(model, xs, engine="linear"),
+            "MAS": lambda: cl.mas(model, xs, engine="linear"),
+        }
+
+    ours = ours_on(x, y)
     peers = backpack_runner(model, x, y, args.chunk)
-    func = func_runner(model, x, y, args.chunk)
-    rows: list[tuple[str, str, Callable[[], Result], str]] = []
-    for q in ("exact", "empirical", "AF", "MAS"):
-        reference = "exact" if q == "exact" else "empirical" if q == "empirical" else None
-        ref = f"BackPACK {'DiagGGNExact' if q == 'exact' else 'SumGradSquared'}"
-        rows.append(
-            (q, "ours (one forward, batch backward)", ours[q], ref if reference else "torch.func")
-        )
-        if q in generic:
-            rows.append((q, "ours, generic vmap engine", generic[q], ref))
-        if q == "exact":
-            rows.append((q, "BackPACK DiagGGNExact", peers["exact"], ref))
-        if q == "empirical":
-            rows.append((q, "BackPACK SumGradSquared", peers["empirical"], ref))
-            rows.append((q, "BackPACK BatchGrad, squared", peers["empirical, BatchGrad"], ref))
-        rows.append(
-            (q, "torch.func vmap(grad/jacrev)", func[q], ref if reference else "torch.func")
-        )
-    refs = {
-        "BackPACK DiagGGNExact": peers["exact"],
-        "BackPACK SumGradSquared": peers["empirical"],
-    }
-    reference_values = {name: fn() for name, fn in refs.items()}
-    reference_values.update({f"torch.func {q}": func[q]() for q in ("AF", "MAS")})
-    best = {i: float("inf") for i in range(len(rows))}
-    values: dict[int, Result] = {}
-    for _ in range(args.repeats):
-        for i, (_, _, fn, _) in enumerate(rows):
+    fast: list[tuple[str, str, Callable[[], Result]]] = [
+        *((q, "ours (one forward, batch backward)", fn) for q, fn in ours.items()),
+        ("exact", "BackPACK DiagGGNExact", peers["exact"]),
+        ("empirical", "BackPACK SumGradSquared", peers["empirical"]),
+    ]
+    best = [float("inf")] * len(fast)
+    values: list[Result] = [fn() for _, _, fn in fast]  # warm-up
+    for _ in range(args.repeats):  # interleaved: the machine's load hits every method alike
+        peak = max(peak, matmul_peak(1))  # the peak, too, at the load of this repeat
+        for i, (_, _, fn) in enumerate(fast):
             start = time.perf_counter()
             values[i] = fn()
             best[i] = min(best[i], time.perf_counter() - start)
-    header = f"{'quantity':<10} {'method':<36} {'time (s)':>9} {'vs ours':>8} {'% peak':>7} {'max rel. diff':>14}"
+    # The per-example-gradient methods, on the first --slow-examples examples, scaled up linearly.
+    n = min(args.slow_examples, args.batch)
+    xs, ys = x[: max(n, 1)], y[: max(n, 1)]
+    generic = {
+        "exact": lambda: cl.vmap_importance(
+            model, xs, "fisher", engine="vmap", chunk_size=max(1, args.chunk // 4)
+        ),
+        "empirical": lambda: cl.vmap_importance(
+            model, xs, "empirical", targets=ys, engine="vmap", chunk_size=args.chunk
+        ),
+    }
+    small_peers = backpack_runner(model, xs, ys, args.chunk)
+    func = func_runner(model, xs, ys, args.chunk)
+    slow: list[tuple[str, str, Callable[[], Result]]] = [
+        ("exact", "ours, generic vmap engine", generic["exact"]),
+        ("exact", "torch.func vmap(jacrev)", func["exact"]),
+        ("empirical", "ours, generic vmap engine", generic["empirical"]),
+        ("empirical", "BackPACK BatchGrad, squared", small_peers["empirical, BatchGrad"]),
+        ("empirical", "torch.func vmap(grad)", func["empirical"]),
+        ("AF", "torch.func vmap(jacrev)", func["AF"]),
+        ("MAS", "torch.func vmap(grad)", func["MAS"]),
+    ]
+    print(f"matmul peak (the best 256 x 2000 x 2000 product over the run): {peak:.0f} GFLOP/s")
+    if n > 0:
+        print(f"per-example-gradient methods (*) timed on {n} examples, scaled to {args.batch}")
+    header = (
+        f"{'quantity':<10} {'method':<38} {'time (s)':>9} {'vs ours':>8} {'% peak':>7} "
+        f"{'max rel. diff':>14}  reference"
+    )
     print(header)
     print("-" * len(header))
-    ours_time: dict[str, float] = {}
-    for i, (q, name, _, ref) in enumerate(rows):
-        ours_time.setdefault(q, best[i])
-        key = ref if ref.startswith("BackPACK") else f"torch.func {q}"
-        diff = max(
-            ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item()
-            for a, b in zip(values[i], reference_values[key])
-        )
+    ours_time = {q: best[i] for i, (q, name, _) in enumerate(fast) if name.startswith("ours")}
+    ours_values = {q: values[i] for i, (q, name, _) in enumerate(fast) if name.startswith("ours")}
+    backpack = {"exact": values[4], "empirical": values[5]}
+    ours_small = {q: fn() for q, fn in ours_on(xs, ys).items()}
+
+    def show(q: str, name: str, seconds: float, got: Result, ref: Result, ref_name: str) -> None:
         labels = 10 if q in ("exact", "AF") else 1
-        rate = useful_flops(sizes, args.batch, labels) / best[i] / 1e9
+        rate = useful_flops(sizes, args.batch, labels) / seconds / 1e9
+        diff = max(
+            ((a - b).abs().max() / b.abs().max().clamp_min(1e-30)).item() for a, b in zip(got, ref)
+        )
         print(
-            f"{q:<10} {name:<36} {best[i]:>9.3f} {best[i] / ours_time[q]:>7.2f}× "
-            f"{100 * rate / peak:>6.0f}% {diff:>14.1e}",
+            f"{q:<10} {name:<38} {seconds:>9.3f} {seconds / ours_time[q]:>7.2f}× "
+            f"{100 * rate / peak:>6.0f}% {diff:>14.1e}  {ref_name}",
             flush=True,
         )
+
+    for i, (q, name, _) in enumerate(fast):
+        if name.startswith("ours") and q in backpack:
+            show(q, name, best[i], values[i], backpack[q], "BackPACK")
+        elif name.startswith("ours"):
+            ref = func[q]()  # ours on the same examples as torch.func
+            show(q, name, best[i], ours_small[q], ref, f"torch.func on {len(xs)} examples")
+        else:
+            show(q, name, best[i], values[i], ours_values[q], "ours")
+    for q, name, fn in slow if n > 0 else []:
+        start = time.perf_counter()
+        got = fn()
+        seconds = (time.perf_counter() - start) * args.batch / n
+        show(q, f"{name} (*)", seconds, got, ours_small[q], f"ours on {n} examples")
 
 
 if __name__ == "__main__":
