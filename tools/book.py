@@ -50,8 +50,18 @@ def repository() -> tuple[str, str]:
     return repo["url"].rstrip("/"), repo.get("branch", "main")
 
 
-def chapters() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+def chapters(only: list[str] | None = None) -> list[Path]:
+    """The chapter notebooks, or those ``only`` names: 04, 04_rtrl or 04_rtrl.ipynb.
+
+    A name that matches no chapter is an error, never a silent no-op.
+    """
+    found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if not only:
+        return found
+    unknown = [n for n in only if not any(n in (p.name, p.stem, p.stem[:2]) for p in found)]
+    if unknown:
+        raise SystemExit(f"no chapter matches {unknown}; chapters: {[p.stem for p in found]}")
+    return [p for p in found if {p.name, p.stem, p.stem[:2]} & set(only)]
 
 
 def notebook_modules(nb: nbformat.NotebookNode) -> set[str]:
@@ -165,9 +175,7 @@ def execute(force: bool = False, only: list[str] | None = None, timeout: int = 1
     os.environ.pop(
         "NNSTUDIES_SCALE", None
     )  # the stored outputs are always the notebook's own default, cpu
-    for path in chapters():
-        if only and path.name not in only and path.stem not in only:
-            continue
+    for path in chapters(only):
         nb = nbformat.read(path, as_version=4)
         digest = source_hash(nb, name=path.stem)
         if not force and stored_hash(nb) == digest and not problems(path):
@@ -272,12 +280,7 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
         raise SystemExit("results of a dry run (NNSTUDIES_DRY_RUN) are never stored; unset it")
     out_dir = ROOT / "_build" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
-    selected = [
-        p for p in chapters() if not only or p.name in only or p.stem in only or p.stem[:2] in only
-    ]
-    if not selected:
-        raise SystemExit(f"no chapter matches {only}; chapters: {[p.stem for p in chapters()]}")
-    for path in selected:
+    for path in chapters(only):
         nb = nbformat.read(path, as_version=4)
         modules = sorted(notebook_modules(nb))  # the code as it is when the run starts
         hashes = {
@@ -365,9 +368,7 @@ def crosscheck(only: list[str] | None = None, timeout: int = 3600) -> bool:
     out_dir = ROOT / "_build" / "crosscheck"
     out_dir.mkdir(parents=True, exist_ok=True)
     same = True
-    for path in chapters():
-        if only and path.name not in only and path.stem not in only and path.stem[:2] not in only:
-            continue
+    for path in chapters(only):
         stored = verdicts(nbformat.read(path, as_version=4))
         print(f"{path.name}: re-executing at {SCALE} with {ELSEWHERE} ...", flush=True)
         started = time.perf_counter()
