@@ -4,6 +4,8 @@ closed forms.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -282,3 +284,111 @@ def test_scramble_moves_at_most_the_chosen_fraction(fraction: float) -> None:
 def test_scramble_rejects_bad_fraction() -> None:
     with pytest.raises(ValueError, match="fraction"):
         scramble([torch.arange(4)], 1.5)
+
+
+def _weight_objective_by_hand(a: nn.Module, b: nn.Module) -> float:
+    """Σ over every parameter of ⟨θ_A, θ_B⟩ (float64): the weight-matching objective, from the
+    models' parameters alone.
+    """
+    with torch.no_grad():
+        return float(
+            sum((x.double() * y.double()).sum() for x, y in zip(a.parameters(), b.parameters()))
+        )
+
+
+@pytest.mark.parametrize("start", ["forward", "identity"])
+def test_weight_matching_is_a_coordinatewise_optimum_by_brute_force(start: str) -> None:
+    """Three hidden layers of 4 units: at the result, no single layer's permutation (all 4! tried
+    by brute force, the others held) raises the objective; the objective is at least the
+    identity's; the function is unchanged.
+    """
+    import itertools
+
+    torch.manual_seed(10)
+    a, b = MLP(6, [4, 4, 4], 3), MLP(6, [4, 4, 4], 3)
+    perms = match_weights(a, b, seed=2, start=start)
+    found = _weight_objective_by_hand(a, permute(b, perms))
+    assert found >= _weight_objective_by_hand(a, b) - 1e-9
+    x = torch.randn(50, 6)
+    assert max_output_difference(b, permute(b, perms), x) < 1e-5
+    for layer in range(3):
+        for q in itertools.permutations(range(4)):
+            trial = [p.clone() for p in perms]
+            trial[layer] = torch.tensor(q)
+            assert _weight_objective_by_hand(a, permute(b, trial)) <= found + 1e-9
+
+
+def test_weight_matching_forward_start_beats_identity_start_on_related_nets() -> None:
+    """B = a shuffled, noisy copy of A (three hidden layers of 64): the forward start (layer by layer
+    from the input, on incoming weights) reaches at least the objective of the identity start
+    over several layer orders, and recovers the shuffle.
+    """
+    torch.manual_seed(11)
+    a = MLP(30, [64, 64, 64], 5, bias=False)
+    b = permute(a, random_permutations(a, torch.Generator().manual_seed(12)))
+    with torch.no_grad():
+        for w in b.parameters():
+            w.add_(0.5 * w.std() * torch.randn_like(w))
+    forward = _weight_objective_by_hand(a, permute(b, match_weights(a, b, start="forward")))
+    identity = [
+        _weight_objective_by_hand(a, permute(b, match_weights(a, b, seed=s, start="identity")))
+        for s in range(3)
+    ]
+    assert forward >= max(identity) - 1e-9
+    assert forward > _weight_objective_by_hand(a, b)
+
+
+def test_weight_matching_rejects_unknown_start() -> None:
+    a = MLP(4, [3, 3], 2)
+    with pytest.raises(ValueError, match="start"):
+        match_weights(a, a, start="random")
+
+
+def test_training_until_a_loss_stops_at_the_first_check_below_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``until_loss`` the network is the snapshot at the first check (every 5 updates) whose
+    mean loss over the last 50 updates, recomputed here from the full history, is at most the
+    target; the history is cut there. A target never reached keeps every update.
+    """
+    from nnstudies.chapters import permutations as ch
+
+    monkeypatch.delenv("NNSTUDIES_DRY_RUN", raising=False)
+    base = ch.Setup(
+        "mnist1d", ch.Network("mlp", (16,)), ch.Training("sgd", 0.05, 40, 40), 1000, 100
+    )
+    full = ch.train_network(base, seed=4)
+    losses = full.history.train_loss
+    running = {u: sum(losses[max(0, u - 50) : u]) / min(u, 50) for u in range(5, 41, 5)}
+    target = sorted(running.values())[3]  # reached at some check, not at the first
+    expected = min(u for u, r in running.items() if r <= target)
+    until = dataclasses.replace(base.training, until_loss=target, check_every=5)
+    stopped = ch.train_network(dataclasses.replace(base, training=until), seed=4)
+    assert stopped.updates == expected and max(stopped.snapshots) == expected
+    assert stopped.history.train_loss == losses[:expected]
+    assert _equal_state(stopped.model, stopped.snapshots[expected])
+    assert not _equal_state(stopped.model, full.model)
+    never = dataclasses.replace(base.training, until_loss=-1.0, check_every=5)
+    assert ch.train_network(dataclasses.replace(base, training=never), seed=4).updates == 40
+
+
+def test_warmup_only_changes_the_first_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Warm-up over 5 updates: the first update's loss is the same (same weights, same batch), the
+    run differs afterwards from one without warm-up, and a warm-up of 1 is no warm-up.
+    """
+    from nnstudies.chapters import permutations as ch
+
+    monkeypatch.delenv("NNSTUDIES_DRY_RUN", raising=False)
+    base = ch.Setup(
+        "mnist1d", ch.Network("mlp", (16,)), ch.Training("sgd", 0.05, 10, 40), 1000, 100
+    )
+
+    def run(warmup: int) -> list[float]:
+        setup = dataclasses.replace(
+            base, training=dataclasses.replace(base.training, warmup=warmup)
+        )
+        return ch.train_network(setup, seed=5).history.train_loss
+
+    plain, warm, one = run(0), run(5), run(1)
+    assert warm[0] == plain[0] and warm[1:] != plain[1:]
+    assert one == plain

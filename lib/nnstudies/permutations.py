@@ -48,6 +48,7 @@ __all__ = [
     "match_weights",
     "max_output_difference",
     "permute",
+    "preactivation_stats",
     "random_permutations",
     "repair",
     "scramble",
@@ -367,8 +368,29 @@ def _weights(model: nn.Module) -> list[Layer]:
     ]
 
 
+def _weight_objective(
+    a: Sequence[Layer], b: Sequence[Layer], perms: Sequence[torch.Tensor]
+) -> float:
+    """Σ_l ⟨W_A^l, P_l W_B^l P_{l−1}ᵀ⟩ + ⟨b_A^l, P_l b_B^l⟩ (float64), from the permuted weights."""
+    total = 0.0
+    for l, ((wa, ba), (wb, bb)) in enumerate(zip(a, b)):
+        if l > 0:
+            wb = wb[:, perms[l - 1]]
+        if l < len(perms):
+            wb, bb = wb[perms[l]], None if bb is None else bb[perms[l]]
+        total += float((wa * wb).sum())
+        if ba is not None and bb is not None:
+            total += float(ba @ bb)
+    return total
+
+
 def match_weights(
-    model_a: nn.Module, model_b: nn.Module, *, max_sweeps: int = 100, seed: int = 0
+    model_a: nn.Module,
+    model_b: nn.Module,
+    *,
+    max_sweeps: int = 100,
+    seed: int = 0,
+    start: str = "forward",
 ) -> list[torch.Tensor]:
     """Permutations aligning ``model_b`` to ``model_a`` by weight matching (Git Re-Basin, Ainsworth
     et al.).
@@ -378,12 +400,34 @@ def match_weights(
     other permutations fixed, solve the linear assignment on :func:`weight_similarity`;
     repeat until a sweep changes nothing or ``max_sweeps``. A permutation is replaced
     only by one that strictly raises the objective, so the descent cannot cycle.
+
+    ``start="identity"`` begins from no permutation, as Git Re-Basin. ``start="forward"``
+    (the default) first matches the layers from the input up, each on its incoming weights
+    alone, the layer below already matched (the input is shared, so the first layer's
+    incoming weights are directly comparable), and keeps that start if its objective is
+    higher than the identity's. On trained MLPs this start lands near a better optimum,
+    and the descent then needs few sweeps.
     """
     if max_sweeps < 1:
         raise ValueError(f"max_sweeps must be >= 1, got {max_sweeps}")
+    if start not in ("forward", "identity"):
+        raise ValueError(f"unknown start {start!r}; choose 'forward' or 'identity'")
     _check_same_architecture(model_a, model_b)
     wa, wb = _weights(model_a), _weights(model_b)
     perms = [torch.arange(n) for n in _widths(model_a)]
+    if start == "forward" and len(perms) > 1:  # one hidden layer: the descent is exact at once
+        forward: list[torch.Tensor] = []
+        for layer in range(len(perms)):
+            (w_a, b_a), (w_b, b_b) = wa[layer], wb[layer]
+            if layer > 0:
+                w_b = w_b[:, forward[-1]]
+            sim = _rows(w_a) @ _rows(w_b).T
+            if b_a is not None and b_b is not None:
+                sim += torch.outer(b_a, b_b)
+            cols = linear_sum_assignment(sim.numpy(), maximize=True)[1]
+            forward.append(torch.as_tensor(cols, dtype=torch.long))
+        if _weight_objective(wa, wb, forward) > _weight_objective(wa, wb, perms):
+            perms = forward
     rng = np.random.default_rng(seed)
     for _ in range(max_sweeps):
         changed = False
@@ -482,9 +526,7 @@ def barrier(curve: Curve) -> Barrier:
 # ----------------------------------------------------------------------------- REPAIR
 
 
-def _preactivation_stats(
-    model: nn.Module, inputs: torch.Tensor, batch_size: int = 2048
-) -> list[tuple[torch.Tensor, torch.Tensor]]:
+def preactivation_stats(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2048) -> Stats:
     """Per hidden layer, the mean and standard deviation of each unit's pre-activation over
     ``inputs``.
     """
@@ -530,7 +572,17 @@ def _with_hidden_biases(model: nn.Module) -> nn.Module:
     return model
 
 
-def repair(model_a: nn.Module, model_b: nn.Module, alpha: float, inputs: torch.Tensor) -> nn.Module:
+Stats = list[tuple[torch.Tensor, torch.Tensor]]
+
+
+def repair(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    alpha: float,
+    inputs: torch.Tensor,
+    *,
+    endpoint_stats: tuple[Stats, Stats] | None = None,
+) -> nn.Module:
     """REPAIR: the interpolated model with each hidden unit's pre-activation statistics reset.
 
     ``model_b`` should already be aligned to ``model_a`` (see :func:`permute`). For
@@ -538,15 +590,17 @@ def repair(model_a: nn.Module, model_b: nn.Module, alpha: float, inputs: torch.T
     are (1−α)·μ_A + α·μ_B and (1−α)·σ_A + α·σ_B; the interpolated layer's weights
     and bias are rescaled and shifted to match them, layer by layer from the input
     (each layer measured after the earlier ones were corrected). Hidden layers
-    without a bias get one.
+    without a bias get one. ``endpoint_stats``: A's and B's statistics on ``inputs`` from
+    :func:`preactivation_stats`, when already computed (along a line of α, say).
     """
     device = next(model_a.parameters()).device
     inputs = inputs.to(device)
-    stats_a = _preactivation_stats(model_a, inputs)
-    stats_b = _preactivation_stats(model_b, inputs)
+    if endpoint_stats is None:
+        endpoint_stats = preactivation_stats(model_a, inputs), preactivation_stats(model_b, inputs)
+    stats_a, stats_b = endpoint_stats
     model = _with_hidden_biases(interpolate(model_a, model_b, alpha))
     for l, layer in enumerate(_layers(model)[:-1]):
-        mean, std = _preactivation_stats(model, inputs)[l]
+        mean, std = preactivation_stats(model, inputs)[l]
         target_mean = (1 - alpha) * stats_a[l][0] + alpha * stats_b[l][0]
         target_std = (1 - alpha) * stats_a[l][1] + alpha * stats_b[l][1]
         scale = (target_std / std.clamp_min(1e-8)).to(layer.weight.dtype)
