@@ -833,8 +833,13 @@ CLAIMS = (
         "siu_worse",
         "Permuted: SIU (SI without its bias) is worse than SI",
         paper="yes: removing the bias hurts",
-        quantity="test accuracy SI − SIU, each at its tuned c, fresh seeds",
-        rule=Rule.above(0.0, margin=0.01),
+        quantity="test accuracy SI − SIU, each at its tuned c, fresh seeds; worse means by more than the "
+        "1-point band within which SIB counts as good as SI",
+        # Until the second edition's cross-check this rule was Rule.above(0, margin=0.01): at `cpu` SI and SIU
+        # came out level (−0.2 ± 0.9 and +0.3 ± 0.6 points on two floating-point paths), and a boundary at zero
+        # turned that tie into "no" on one path and "partly" on the other. The threshold is now the chapter's
+        # band of equal accuracy (one point, the spread of single runs; see `sib_as_good` and `near_ties`).
+        rule=Rule.above(0.01),
         fmt=".3f",
     ),
     Claim(
