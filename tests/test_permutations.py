@@ -372,6 +372,41 @@ def test_training_until_a_loss_stops_at_the_first_check_below_it(
     assert ch.train_network(dataclasses.replace(base, training=never), seed=4).updates == 40
 
 
+def test_a_net_that_never_reaches_the_target_is_set_aside_for_a_reserve_seed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The reserve rule: seed s missing the target is replaced by s + 1000, then s + 2000; the
+    seeds set aside are recorded; with no reserve left the last net is kept; without a target,
+    or once reached, nothing is replaced.
+    """
+    from nnstudies.chapters import permutations as ch
+    from nnstudies.training import History
+
+    final = {3: 2.0, 1003: 0.5, 5: 2.0, 1005: 2.0, 2005: 1.9, 7: 0.4}
+    calls: list[int] = []
+
+    def fake(setup: ch.Setup, *, seed: int, snapshot_at: object = ()) -> ch.Trained:
+        calls.append(seed)
+        history = History(step=[1], train_loss=[final[seed]])
+        return ch.Trained(nn.Linear(1, 1), history, {})
+
+    monkeypatch.setattr(ch, "train_network", fake)
+    net = ch.Network("cnn", (2, 2, 2, 2), bias=False)
+    rule = ch.Training("sgd", 0.1, 10, 10, until_loss=0.85, reserves=2)
+    setup = ch.Setup("mnist1d", net, rule)
+    a = ch._reaching_target(setup, 3, ())
+    assert (a.seed, a.set_aside, calls) == (1003, (3,), [3, 1003])
+    b = ch._reaching_target(setup, 5, ())
+    assert (b.seed, b.set_aside, b.final_train_loss) == (2005, (5, 1005), 1.9)
+    calls.clear()
+    c = ch._reaching_target(setup, 7, ())
+    assert (c.seed, c.set_aside, calls) == (7, (), [7])
+    no_target = dataclasses.replace(setup, training=dataclasses.replace(rule, until_loss=None))
+    assert ch._reaching_target(no_target, 5, ()).set_aside == ()
+    no_reserve = dataclasses.replace(setup, training=dataclasses.replace(rule, reserves=0))
+    assert ch._reaching_target(no_reserve, 5, ()).seed == 5
+
+
 def test_warmup_only_changes_the_first_updates(monkeypatch: pytest.MonkeyPatch) -> None:
     """Warm-up over 5 updates: the first update's loss is the same (same weights, same batch), the
     run differs afterwards from one without warm-up, and a warm-up of 1 is no warm-up.

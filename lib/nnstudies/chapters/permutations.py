@@ -128,6 +128,10 @@ class Training:
     #: ``check_every`` updates); ``steps`` is then the most updates allowed. None: ``steps`` updates
     until_loss: float | None = None
     check_every: int = 25
+    #: with ``until_loss``: a net that has not reached it after ``steps`` updates is set aside and
+    #: replaced by the net from seed + RESERVE_OFFSET·j, j = 1 … ``reserves`` (the first that
+    #: reaches it; the last tried if none does). The seeds set aside are recorded.
+    reserves: int = 0
 
     def optimizer_for(self, model: nn.Module) -> torch.optim.Optimizer:
         return make_optimizer(
@@ -331,20 +335,22 @@ PRESETS: dict[str, Preset] = {
         # choosing: lr 0.02 reaches 0.85 after 300-450 updates (seeds 0, 1); lr 0.1 (half the edge
         # of stability: lr 0.2 diverges) after 300-450 (seeds 1-4), but a net can stall near 1.6-2
         # for hundreds of updates (seed 0 with a 50-update warm-up, to 650 updates; one of six
-        # nets of the previous full run without warm-up). A net that
-        # has not reached the target by 700 updates is kept as it is, and reported. Curves on 2000
-        # test and 1000 training images.
+        # nets of the previous full run without warm-up). The rule, fixed before the run that
+        # stores these results: a net that has not reached the target by 700 updates is set aside
+        # (its seed recorded as `cnn_set_aside_*`) and replaced by the net from seed + 1000, then
+        # + 2000 (`Training.reserves`); if neither reaches it, the last is kept and reported. The
+        # same rule at both learning rates. Curves on 2000 test and 1000 training images.
         conv=ConvStudy(
             small=Setup(
                 "fashion_mnist",
                 Network("cnn", (8, 8, 16, 16), bias=False),
-                Training("sgd", 0.02, 700, 100, until_loss=0.85),
+                Training("sgd", 0.02, 700, 100, until_loss=0.85, reserves=2),
                 n_test=2000,
             ),
             large=Setup(
                 "fashion_mnist",
                 Network("cnn", (8, 8, 16, 16), bias=False),
-                Training("sgd", 0.1, 700, 100, until_loss=0.85),
+                Training("sgd", 0.1, 700, 100, until_loss=0.85, reserves=2),
                 n_test=2000,
             ),
             pairs=3,
@@ -446,6 +452,8 @@ class Trained:
     model: nn.Module
     history: History
     snapshots: dict[int, nn.Module]
+    seed: int = 0
+    set_aside: tuple[int, ...] = ()  #: seeds tried first that never reached the target loss
 
     @property
     def init(self) -> nn.Module:
@@ -597,11 +605,32 @@ def train_network(setup: Setup, *, seed: int, snapshot_at: Sequence[int] = ()) -
 def train_pair(
     setup: Setup, *, pair: int, snapshot_at: Sequence[int] = ()
 ) -> tuple[Trained, Trained]:
-    """Networks A and B of pair ``pair``: the same recipe from the seeds 2·pair and 2·pair + 1."""
+    """Networks A and B of pair ``pair``: the same recipe from the seeds 2·pair and 2·pair + 1
+    (or their reserves, see :attr:`Training.reserves`).
+    """
     return (
-        train_network(setup, seed=2 * pair, snapshot_at=snapshot_at),
-        train_network(setup, seed=2 * pair + 1, snapshot_at=snapshot_at),
+        _reaching_target(setup, 2 * pair, snapshot_at),
+        _reaching_target(setup, 2 * pair + 1, snapshot_at),
     )
+
+
+RESERVE_OFFSET = 1000
+"""Seed ``s``'s reserves are the seeds s + 1000, s + 2000, …: never the seed of another pair."""
+
+
+def _reaching_target(setup: Setup, seed: int, snapshot_at: Sequence[int]) -> Trained:
+    """The network from ``seed``; with ``until_loss`` and ``reserves``, a network that never reached
+    the target is set aside for the next reserve seed (recorded in :attr:`Trained.set_aside`).
+    """
+    t = setup.training
+    set_aside: list[int] = []
+    for j in range(t.reserves + 1 if t.until_loss is not None else 1):
+        s = seed + RESERVE_OFFSET * j
+        trained = train_network(setup, seed=s, snapshot_at=snapshot_at)
+        if t.until_loss is None or trained.final_train_loss <= t.until_loss or j == t.reserves:
+            break
+        set_aside.append(s)
+    return dataclasses.replace(trained, seed=s, set_aside=tuple(set_aside))
 
 
 # ----------------------------------------------------------------------------- matching methods
@@ -671,6 +700,8 @@ class PairResult:
         float, float
     ]  #: of A and B, mean minibatch loss of their last 50 updates
     updates: tuple[int, int] = (0, 0)  #: of A and B, the number of updates they were trained for
+    seeds: tuple[int, int] = (0, 0)  #: of A and B (a reserve seed where one was set aside)
+    set_aside: tuple[int, ...] = ()  #: seeds set aside for never reaching the target loss
 
     def barrier(self, method: str, split: str = "test") -> Barrier:
         return barrier(self.curves[split][method])
@@ -721,7 +752,12 @@ def analyse_pair(
             midpoint = interpolate(a.init, aligned(b.init, perms), 0.5)
             init_accuracy[name] = evaluate(midpoint, data.x_test, data.y_test)[1]
     return PairResult(
-        curves, init_accuracy, (a.final_train_loss, b.final_train_loss), (a.updates, b.updates)
+        curves,
+        init_accuracy,
+        (a.final_train_loss, b.final_train_loss),
+        (a.updates, b.updates),
+        (a.seed, b.seed),
+        a.set_aside + b.set_aside,
     )
 
 
@@ -995,6 +1031,8 @@ def record_values(
         )
         values[f"cnn_train_losses_{which}_lr"] = [x for r in results for x in r.final_train_loss]
         values[f"cnn_updates_{which}_lr"] = [u for r in results for u in r.updates]
+        values[f"cnn_seeds_{which}_lr"] = [s for r in results for s in r.seeds]
+        values[f"cnn_set_aside_{which}_lr"] = [s for r in results for s in r.set_aside]
         # the loss of the final weights on the training images of the curves (not a running mean)
         values[f"cnn_end_train_loss_{which}_lr"] = [
             loss for r in results for loss in _ends(r.curves["train"]["naive"].loss)
