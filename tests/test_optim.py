@@ -511,3 +511,40 @@ def test_tuning_avoids_the_edge_of_stability() -> None:
     assert math.isinf(tuning.score(Setting(0.1)))
     assert tuning.choice == Setting(0.01)  # 0.3 sits on the grid's edge: nothing checks it
     assert not tuning.stable(Setting(0.3))
+
+
+def test_tuning_grid_grows_past_a_winning_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``extend=2`` a grid whose best learning rate sits at an end gains the next 1-3-10 step
+    beyond it, at most twice per end, and the choice then needs the added point's stability; a
+    best point inside the grid adds nothing.
+    """
+    from dataclasses import replace
+
+    from nnstudies.chapters import neuron_descent as ch
+    from nnstudies.training import History
+
+    def fake(
+        method: str, *, scale: str, seed: int, kind: str, setting: ch.Setting, **_: object
+    ) -> ch.Run:
+        final = 0.01 * (1 + abs(math.log10(setting.lr / best_lr)))  # lowest at best_lr
+        h = History(train_loss=[2.3], eval_step=[1], metrics={"train_loss": [final]})
+        return ch.Run(method, setting, seed, h)
+
+    exp = replace(
+        ch.PRESETS["smoke"].mlp, grids={"sgd": ch._grid((0.01, 0.03, 0.1))}, extend=2
+    )
+    monkeypatch.setitem(ch.PRESETS, "smoke", replace(ch.PRESETS["smoke"], mlp=exp))
+    monkeypatch.setattr(ch, "train_run", fake)
+    lrs = lambda result: sorted(s.lr for s in result.runs)
+    best_lr = 0.3  # one step above the grid: 0.3 is added, then 1.0 checks it
+    result = ch.tune("sgd", scale="smoke")
+    assert lrs(result) == [0.01, 0.03, 0.1, 0.3, 1.0]
+    assert result.choice == ch.Setting(0.3)
+    best_lr = 100.0  # far above: two steps, and the best stays on the edge, unchosen
+    result = ch.tune("sgd", scale="smoke")
+    assert lrs(result) == [0.01, 0.03, 0.1, 0.3, 1.0]
+    assert result.choice == ch.Setting(0.3)
+    best_lr = 0.001  # below: 0.003, then 0.001
+    assert lrs(ch.tune("sgd", scale="smoke")) == [0.001, 0.003, 0.01, 0.03, 0.1]
+    best_lr = 0.03  # inside: nothing added
+    assert lrs(ch.tune("sgd", scale="smoke")) == [0.01, 0.03, 0.1]

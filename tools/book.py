@@ -263,7 +263,12 @@ def store_results(
 
 
 def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) -> None:
-    """Run chapters at ``scale`` (full or paper) with papermill into _build/results and store what they record."""
+    """Run chapters at ``scale`` (full or paper) with papermill into _build/results and store what they record.
+
+    The model cache starts empty, unless ``$NNSTUDIES_RESULTS_CACHE`` names a folder to use instead:
+    a second process with ``NNSTUDIES_CACHE`` set to the same folder can then train some of the
+    chapter's runs in parallel (each run is keyed by its configuration and the library code).
+    """
     import papermill
 
     from nnstudies.provenance import git_commit
@@ -296,7 +301,8 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
                     "NNSTUDIES_STATIC": "1",
                     "NNSTUDIES_SCALE": scale,
                     "NNSTUDIES_RESULTS_DIR": tmp,
-                    "NNSTUDIES_CACHE": str(Path(tmp) / "models"),
+                    "NNSTUDIES_CACHE": os.environ.get("NNSTUDIES_RESULTS_CACHE")
+                    or str(Path(tmp) / "models"),
                 }
             )
             out = out_dir / f"{path.stem}-{scale}.ipynb"
