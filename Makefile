@@ -4,6 +4,8 @@
 #               in a dry run, the book build, a browser test
 # And for maintainers:
 #   make results SCALE=full [CHAPTER=00]   runs chapters at full (or paper) and stores results/<chapter>/<scale>.json
+#                                          (NNSTUDIES_RESULTS_CACHE=dir: use dir as the model cache, so that a second
+#                                          process with NNSTUDIES_CACHE=dir can train some of the runs in parallel)
 #   make student                           the student edition: notebooks without solutions, in _build/student
 # Both create and reuse a virtual environment in .venv. Torch is installed only when none imports
 # (TORCH_SPEC, default the version the book is tested with); an installed torch is never replaced.
