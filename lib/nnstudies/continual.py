@@ -55,7 +55,6 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -64,6 +63,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, jacrev, vmap
 
+from .device import threads as threads_
 from .tasks.continual import Task, head_logits, task_accuracy
 from .training import History, fit, minibatches
 
@@ -946,18 +946,6 @@ def train_task(
     )
 
 
-@contextmanager
-def _threads(count: int | None) -> Iterator[None]:
-    """Torch's intra-op thread count set to ``count`` (unchanged when None) inside the block, restored after it."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _evaluate(result: ContinualResult, k: int, model: nn.Module, tasks: Sequence[Task]) -> None:
     """Row k of the accuracy matrices: test and validation accuracy of tasks 0..k after training task k."""
     for j, other in enumerate(tasks[: k + 1]):
@@ -1011,7 +999,7 @@ def run_continual(
     )
     penalty: QuadraticPenalty | None = None
     model.train()
-    with _threads(threads):
+    with threads_(threads):
         for k, task in enumerate(tasks):
             history = train_task(
                 model,

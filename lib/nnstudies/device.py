@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-__all__ = ["DEVICE_ENV", "describe_device", "get_device", "seed_everything"]
+__all__ = ["DEVICE_ENV", "describe_device", "get_device", "seed_everything", "threads"]
 
 DEVICE_ENV = "NNSTUDIES_DEVICE"
 
@@ -64,3 +66,21 @@ def seed_everything(seed: int) -> torch.Generator:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def threads(count: int | None, device: torch.device | None = None) -> Iterator[None]:
+    """Torch's intra-op thread count set to ``count`` inside the block, restored after it.
+
+    The book's one thread policy: runs on the CPU use one thread each (the engine's workers,
+    chapters whose matrices are small), so that a run's floating point does not depend on the
+    machine's core count and two runs share two cores without OpenMP's busy-waiting. ``None``,
+    or a ``device`` that is not the CPU, leaves the count as it is.
+    """
+    previous = torch.get_num_threads()
+    if count is not None and (device is None or device.type == "cpu"):
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

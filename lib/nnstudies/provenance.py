@@ -31,8 +31,29 @@ __all__ = [
     "git_commit",
     "imported_modules",
     "module_closure",
+    "normalized_source",
+    "numeric_closure",
+    "numeric_hash",
     "source_hash",
 ]
+
+#: Modules that never compute a recorded number: views, widgets, claims wording, the results store,
+#: progress bars, listings. They stay out of :func:`numeric_hash`; a test keeps numeric modules from
+#: importing the view modules among them.
+NOT_NUMERIC = frozenset(
+    {
+        "nnstudies.explorer",
+        "nnstudies.listing",
+        "nnstudies.plotting",
+        "nnstudies.progress",
+        "nnstudies.provenance",
+        "nnstudies.results",
+        "nnstudies.widgets",
+    }
+)
+#: Module names (last part) that are never numeric anywhere in the package: a chapter's
+#: ``views`` and ``claims``; its ``presets`` are hashed by value instead (the scale being run).
+NOT_NUMERIC_PARTS = frozenset({"views", "claims", "presets"})
 
 PACKAGE = "nnstudies"
 LIBRARY = Path(__file__).resolve().parent
@@ -120,6 +141,71 @@ def source_hash(modules: Iterable[str], *extra: str) -> str:
     ``extra`` strings.
     """
     digest = hashlib.sha256(_hash_files(frozenset(module_closure(modules))).encode())
+    for text in extra:
+        digest.update(b"\0extra\0" + text.encode())
+    return digest.hexdigest()
+
+
+def _strip_docstrings(tree: ast.AST) -> ast.AST:
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = node.body
+            if (
+                body
+                and isinstance(body[0], ast.Expr)
+                and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)
+            ):
+                node.body = body[1:] or [ast.Pass()]
+    return tree
+
+
+def normalized_source(source: str) -> str:
+    """``source`` as its abstract syntax tree without docstrings: comments, docstrings and
+    formatting do not change it."""
+    return ast.dump(_strip_docstrings(ast.parse(source)), annotate_fields=False)
+
+
+def is_numeric(module: str) -> bool:
+    """Whether ``module`` can compute a recorded number (see :data:`NOT_NUMERIC`)."""
+    return module not in NOT_NUMERIC and module.rpartition(".")[2] not in NOT_NUMERIC_PARTS
+
+
+def numeric_closure(modules: Iterable[str]) -> set[str]:
+    """The numeric modules that ``modules`` run: themselves and what they import, transitively,
+    leaving out the non-numeric ones and packages' ``__init__`` files (which only re-export).
+    """
+    seen: set[str] = set()
+    todo = [m for m in modules if _path(m) is not None]
+    while todo:
+        name = todo.pop()
+        path = _path(name)
+        if name in seen or path is None or path.name == "__init__.py" or not is_numeric(name):
+            continue
+        seen.add(name)
+        todo += sorted(imported_modules(path.read_text(), package=name.rpartition(".")[0]) - seen)
+    return seen
+
+
+@lru_cache(maxsize=256)
+def _normalized_file(name: str, mtime: float) -> str:
+    path = _path(name)
+    assert path is not None
+    return normalized_source(path.read_text())
+
+
+def numeric_hash(modules: Iterable[str], *extra: str) -> str:
+    """A hash of the numeric code that ``modules`` run (:func:`numeric_closure`), as normalized
+    syntax trees (:func:`normalized_source`), plus ``extra`` strings (e.g. a preset's values).
+
+    Editing a docstring, a comment, a figure or a claim's wording leaves it unchanged.
+    """
+    digest = hashlib.sha256()
+    for name in sorted(numeric_closure(modules)):
+        path = _path(name)
+        assert path is not None
+        text = _normalized_file(name, path.stat().st_mtime)
+        digest.update(b"\0module\0" + name.encode() + b"\0" + text.encode())
     for text in extra:
         digest.update(b"\0extra\0" + text.encode())
     return digest.hexdigest()

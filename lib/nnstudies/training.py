@@ -12,11 +12,12 @@ snapshots at chosen steps, and the returned :class:`History`. In a dry run
 
 from __future__ import annotations
 
+import enum
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -30,6 +31,8 @@ __all__ = [
     "DRY_RUN_STEPS",
     "DivergenceError",
     "History",
+    "Optimizer",
+    "OptimizerSpec",
     "classification_step",
     "evaluate",
     "fit",
@@ -53,6 +56,8 @@ class History:
     test_accuracy: list[float] = field(default_factory=list)
     metrics: dict[str, list[float]] = field(default_factory=dict)
     seconds: float = 0.0
+    stopped_at: int | None = None  #: the step after which ``fit``'s ``stop`` ended the run early
+    diverged_at: int | None = None  #: the step whose loss was not finite (``on_divergence="stop"``)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain lists and floats, e.g. for JSON or a DataFrame."""
@@ -61,6 +66,14 @@ class History:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> History:
         return cls(**values)
+
+    def running_loss(self, step: int | None = None, window: int = 50) -> float:
+        """The mean training loss of the ``window`` steps up to ``step`` (default: the last step);
+        infinite when no step is in that window.
+        """
+        last = self.step[-1] if step is None and self.step else (step or 0)
+        tail = [x for s, x in zip(self.step, self.train_loss) if last - window < s <= last]
+        return sum(tail) / len(tail) if tail else math.inf
 
     def add_evaluation(self, step: int, values: Mapping[str, float]) -> None:
         """Keep the evaluation at ``step``: ``test_loss`` and ``test_accuracy`` in their fields,
@@ -90,6 +103,45 @@ class DivergenceError(RuntimeError):
     def __init__(self, step: int, loss: float, history: History, hint: str = "") -> None:
         self.step, self.loss, self.history = step, loss, history
         super().__init__(f"training diverged: the loss became {loss} at step {step}{hint}")
+
+
+class Optimizer(enum.Enum):
+    """The optimizers a :class:`OptimizerSpec` names."""
+
+    SGD = "sgd"  #: with heavy-ball momentum
+    ADAM = "adam"
+    ADAMW = "adamw"
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optimizer and its schedule: the one route by which a learning rate reaches an optimizer.
+
+    ``warmup`` > 0: the learning rate rises linearly, ``lr · t / warmup`` at update t, then stays.
+    """
+
+    kind: Optimizer = Optimizer.SGD
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    warmup: int = 0
+
+    def make(self, params: Any) -> torch.optim.Optimizer:
+        """The optimizer over ``params``."""
+        return make_optimizer(
+            self.kind.value, params, self.lr, momentum=self.momentum, weight_decay=self.weight_decay
+        )
+
+    def scheduler(
+        self, optimizer: torch.optim.Optimizer
+    ) -> torch.optim.lr_scheduler.LRScheduler | None:
+        """The schedule, for :func:`fit` to step after each update (None: a constant rate)."""
+        if self.warmup < 0:
+            raise ValueError(f"warmup must be >= 0, got {self.warmup}")
+        if not self.warmup:
+            return None
+        warmup = self.warmup
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: min(1.0, (e + 1) / warmup))
 
 
 def make_optimizer(
@@ -135,6 +187,9 @@ def fit(
     desc: str | None = "training",
     show_progress: bool = True,
     hint: str = "",
+    stop: Callable[[int, History], bool] | None = None,
+    scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
+    on_divergence: Literal["raise", "stop"] = "raise",
 ) -> History:
     """Run ``step(t)`` for t = 1 … ``steps``; return the :class:`History`.
 
@@ -142,9 +197,15 @@ def fit(
     named numbers (``test_loss``, ``test_accuracy``, anything else); it runs every
     ``eval_every`` steps (default: only at the end) and after the last step.
     ``on_snapshot(t)`` runs after step ``t`` for each ``t`` in ``snapshot_at`` (``0``:
-    before the first step). A NaN or infinite loss stops the loop with a
-    :class:`DivergenceError` naming the step, keeping the history so far, with ``hint``.
-    In a dry run, only the first two steps run.
+    before the first step).
+
+    ``stop(t, history)``, asked after step ``t`` (and its snapshot), ends the run early when
+    true: the last step is evaluated and ``history.stopped_at`` is ``t``. ``scheduler``, a
+    torch learning-rate scheduler of the step's optimizer, is stepped after every update.
+    A NaN or infinite loss raises a :class:`DivergenceError` naming the step, keeping the
+    history so far, with ``hint``; with ``on_divergence="stop"`` the loop ends there instead
+    and returns the history with ``diverged_at`` set. In a dry run, only the first two steps
+    run.
     """
     if steps < 1:
         raise ValueError(f"steps must be >= 1, got {steps}")
@@ -160,22 +221,33 @@ def fit(
     started = time.perf_counter()
     if 0 in marks and on_snapshot is not None:
         on_snapshot(0)
+    if on_divergence not in ("raise", "stop"):
+        raise ValueError(f"on_divergence must be 'raise' or 'stop', got {on_divergence!r}")
     with progress(total=total, desc=desc, disable=not show_progress) as bar:
         for t in range(1, total + 1):
             loss = step(t)
             value = float(loss.item() if isinstance(loss, torch.Tensor) else loss)
             if not math.isfinite(value):  # the history keeps every finite step
                 history.seconds = time.perf_counter() - started
+                if on_divergence == "stop":
+                    history.diverged_at = t
+                    return history
                 raise DivergenceError(t, value, history, hint)
+            if scheduler is not None:
+                scheduler.step()
             history.step.append(t)
             history.train_loss.append(value)
-            if evaluate is not None and ((eval_every and t % eval_every == 0) or t == total):
+            ending = t == total or (stop is not None and stop(t, history))
+            if evaluate is not None and ((eval_every and t % eval_every == 0) or ending):
                 values = evaluate()
                 history.add_evaluation(t, values)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()}, refresh=False)
             if t in marks and on_snapshot is not None:
                 on_snapshot(t)
             bar.update(1)
+            if ending:
+                history.stopped_at = t if t < total else None
+                break
     history.seconds = time.perf_counter() - started
     return history
 

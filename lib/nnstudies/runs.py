@@ -1,0 +1,391 @@
+"""Runs as specs, and the engine that executes them: one run, or a sweep over every core.
+
+**A run is a spec**: a frozen dataclass that says everything that decides its numbers (model,
+data, optimizer and schedule, steps, seed, stop rule, evaluation) and subclasses :class:`Spec`
+with two methods, ``build()`` (a fresh model) and ``train(model)`` (train it in place, return a
+result: a :class:`~nnstudies.training.History`, tensors, numbers, or dataclasses, lists and dicts
+of them). Its key is a hash of its fields and of the numeric code it runs
+(:func:`~nnstudies.provenance.numeric_hash`), so there are no hand-written config dicts.
+
+**execute(spec)** returns a :class:`Run`: the spec, the trained state, the result and the time.
+Runs are cached on disk (``$NNSTUDIES_CACHE``) and in memory; on a hit nothing is built, and
+:meth:`Run.model` builds the model only when it is asked for.
+
+**run_all(specs)** executes a sweep through any executor with the ``concurrent.futures``
+interface (``submit(fn, *args)`` returning something with ``.result()``):
+
+- by default a local process pool: spawned, one worker per core (or per GPU), one torch thread
+  each (``$NNSTUDIES_WORKERS`` overrides the count; ``1`` runs in this process);
+- a submitit executor (``submitit.AutoExecutor``) for a SLURM cluster: the specs go as one job
+  array.
+
+Every run executes with one torch thread on the CPU, wherever it runs, so the same spec gives the
+same numbers from any executor. A failed run is reported with its spec (:class:`SweepError`) after
+the others have finished; they are kept in the cache.
+
+>>> runs = run_all([replace(spec, seed=s) for s in range(4)])   # doctest: +SKIP
+>>> runs[0].result.final_test_accuracy                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import enum
+import hashlib
+import importlib
+import json
+import multiprocessing
+import os
+import time
+import warnings
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import torch
+from torch import nn
+
+from .cache import cache_dir
+from .device import threads
+from .progress import progress
+from .provenance import numeric_hash
+from .scales import dry_run
+from .training import History
+
+__all__ = [
+    "WORKERS_ENV",
+    "Run",
+    "Spec",
+    "SweepError",
+    "default_workers",
+    "execute",
+    "run_all",
+    "spec_key",
+]
+
+WORKERS_ENV = "NNSTUDIES_WORKERS"
+R = TypeVar("R")
+_MEMORY: dict[tuple[Path, str], tuple[dict[str, torch.Tensor], Any, float]] = {}
+
+
+class Spec:
+    """Base of run specs: subclass it as a ``@dataclass(frozen=True)`` and define ``build`` and
+    ``train``. Fields hold numbers, strings, enums, tuples, and other frozen dataclasses.
+    """
+
+    def build(self) -> nn.Module:
+        """A fresh model, seeded by the spec."""
+        raise NotImplementedError
+
+    def train(self, model: nn.Module) -> Any:
+        """Train ``model`` in place; return the result that is kept with its weights."""
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        """A short name for progress bars and error messages."""
+        return type(self).__name__
+
+
+# ----------------------------------------------------------------------------- keys
+
+
+def canonical(value: Any, where: str = "spec") -> Any:
+    """``value`` as plain JSON types, for hashing: dataclasses by type and fields, enums by value,
+    floats by ``repr`` (so 0.1 and 0.1000001 differ). Anything else is an error naming it.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {
+            f.name: canonical(getattr(value, f.name), f"{where}.{f.name}")
+            for f in dataclasses.fields(value)
+        }
+        return {"__type__": f"{type(value).__module__}.{type(value).__qualname__}", **fields}
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__qualname__}.{value.name}"
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return [canonical(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"{where}: mapping keys must be str")
+        return {k: canonical(v, f"{where}.{k}") for k, v in sorted(value.items())}
+    raise TypeError(
+        f"{where} is a {type(value).__name__}; a spec holds numbers, strings, enums, tuples and dataclasses"
+    )
+
+
+def spec_key(spec: Spec) -> str:
+    """The cache key of ``spec``: its fields and the numeric code of its module (see
+    :func:`~nnstudies.provenance.numeric_hash`); a dry run keeps its two-step runs apart.
+    """
+    if not (dataclasses.is_dataclass(spec) and type(spec).__dataclass_params__.frozen):  # type: ignore[attr-defined]
+        raise TypeError(f"{type(spec).__name__} must be a frozen dataclass to be a run spec")
+    text = json.dumps(canonical(spec), sort_keys=True, separators=(",", ":"))
+    code = numeric_hash([type(spec).__module__])
+    return hashlib.sha256(f"{code}|{'dry' if dry_run() else ''}|{text}".encode()).hexdigest()[:32]
+
+
+# ----------------------------------------------------------------------------- results on disk
+
+_ALLOWED_PREFIX = "nnstudies."
+
+
+def _pack(value: Any) -> Any:
+    """``value`` with dataclasses turned into tagged dicts, so that ``torch.load(weights_only=True)``
+    reads it back."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        kind = f"{type(value).__module__}:{type(value).__qualname__}"
+        fields = {f.name: _pack(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {"__dataclass__": kind, "fields": fields}
+    if isinstance(value, Mapping):
+        return {k: _pack(v) for k, v in value.items()}
+    if isinstance(value, tuple):
+        return {"__tuple__": [_pack(v) for v in value]}
+    if isinstance(value, list):
+        return [_pack(v) for v in value]
+    return value
+
+
+def _unpack(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__dataclass__", "fields"}:
+            module, _, name = value["__dataclass__"].partition(":")
+            if not module.startswith(_ALLOWED_PREFIX):
+                raise ValueError(
+                    f"a cached result names the class {value['__dataclass__']}, which is not ours"
+                )
+            kind: Any = importlib.import_module(module)
+            for part in name.split("."):
+                kind = getattr(kind, part)
+            return kind(**{k: _unpack(v) for k, v in value["fields"].items()})
+        if set(value) == {"__tuple__"}:
+            return tuple(_unpack(v) for v in value["__tuple__"])
+        return {k: _unpack(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_unpack(v) for v in value]
+    return value
+
+
+@dataclass
+class Run(Generic[R]):
+    """One executed spec: its trained ``state``, its ``result``, and the seconds it took to train
+    (on a cache hit, the seconds of the run that made it)."""
+
+    spec: Spec
+    key: str
+    state: dict[str, torch.Tensor]
+    result: R
+    seconds: float
+    cached: bool = False
+
+    def model(self, device: torch.device | str | None = None) -> nn.Module:
+        """The trained model: built from the spec and loaded with the state (built on each call)."""
+        model = self.spec.build()
+        if device is not None:
+            model = model.to(device)
+        target = next(model.parameters(), torch.empty(0)).device
+        model.load_state_dict({k: v.to(target) for k, v in self.state.items()})
+        return model
+
+    @property
+    def history(self) -> History:
+        """The result, when the result is a :class:`History`."""
+        if not isinstance(self.result, History):
+            raise TypeError(
+                f"{self.spec.label}'s result is a {type(self.result).__name__}, not a History"
+            )
+        return self.result
+
+
+def _load(spec: Spec, key: str, folder: Path) -> Run[Any] | None:
+    entry = _MEMORY.get((folder, key))
+    path = folder / f"{key}.pt"
+    if entry is None and path.exists():
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=True)
+            if stored.get("spec") != json.loads(json.dumps(canonical(spec))):
+                raise ValueError("its stored spec differs from the key's")
+            entry = (stored["state_dict"], _unpack(stored["result"]), float(stored["seconds"]))
+        except Exception as error:  # noqa: BLE001 - any damage means: run again
+            warnings.warn(
+                f"cache entry {path} is damaged ({type(error).__name__}: {error}); running it again",
+                stacklevel=3,
+            )
+            path.unlink(missing_ok=True)
+            return None
+        _MEMORY[(folder, key)] = entry
+    if entry is None:
+        return None
+    state, result, seconds = entry
+    return Run(spec, key, dict(state), copy.deepcopy(result), seconds, cached=True)
+
+
+def execute(
+    spec: Spec,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    refresh: bool = False,
+    cache: bool = True,
+) -> Run[Any]:
+    """Execute ``spec`` (or load it from the cache); return its :class:`Run`.
+
+    ``refresh=True`` runs it again regardless; ``cache=False`` neither reads nor writes the cache.
+    """
+    key = spec_key(spec)
+    folder = cache_dir(root)
+    if cache and not refresh:
+        found = _load(spec, key, folder)
+        if found is not None:
+            return found
+    started = time.perf_counter()
+    model = spec.build()
+    result = spec.train(model)
+    seconds = time.perf_counter() - started
+    state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    if cache:
+        path = folder / f"{key}.pt"
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        packed = {
+            "spec": canonical(spec),
+            "state_dict": state,
+            "result": _pack(result),
+            "seconds": seconds,
+        }
+        torch.save(packed, tmp)
+        os.replace(tmp, path)
+        _MEMORY[(folder, key)] = (state, _unpack(_pack(result)), seconds)
+    return Run(spec, key, state, result, seconds)
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+class SweepError(RuntimeError):
+    """Some runs of a sweep failed. ``failures`` pairs each failed spec with its error; ``runs``
+    holds the others (None where a run failed), which are also in the cache."""
+
+    def __init__(
+        self, failures: list[tuple[Spec, BaseException]], runs: list[Run[Any] | None]
+    ) -> None:
+        self.failures, self.runs = failures, runs
+        lines = [f"{len(failures)} of {len(runs)} runs failed; the others are kept in the cache:"]
+        lines += [f"  {spec!r}\n    {type(err).__name__}: {err}" for spec, err in failures]
+        super().__init__("\n".join(lines))
+
+
+def default_workers() -> int:
+    """``$NNSTUDIES_WORKERS``, else one per GPU when CUDA is here, else one per core."""
+    configured = os.environ.get(WORKERS_ENV, "").strip()
+    if configured:
+        if not configured.isdigit() or int(configured) < 1:
+            raise ValueError(f"${WORKERS_ENV} must be a positive integer, got {configured!r}")
+        return int(configured)
+    if torch.cuda.is_available():
+        return torch.cuda.device_count()
+    cores = (
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    )
+    return max(1, len(cores))
+
+
+def _in_worker(spec: Spec, root: str, env: dict[str, str]) -> Run[Any]:
+    """What a worker runs: the spec, on one torch thread (the GPU of its slot, when there are GPUs)."""
+    os.environ.update(env)
+    if torch.cuda.is_available():
+        torch.cuda.set_device(os.getpid() % torch.cuda.device_count())
+    with threads(1):
+        run = execute(spec, root=root)
+    run.spec = spec
+    return run
+
+
+def _importable(spec: Spec) -> bool:
+    return (
+        type(spec).__module__ not in ("__main__", "builtins")
+        and "<locals>" not in type(spec).__qualname__
+    )
+
+
+def run_all(
+    specs: Sequence[Spec],
+    *,
+    executor: Any = None,
+    workers: int | None = None,
+    root: str | os.PathLike[str] | None = None,
+    desc: str = "runs",
+    show_progress: bool = True,
+) -> list[Run[Any]]:
+    """Execute every spec; return their runs in the order given.
+
+    Cached runs load at once; the others go to ``executor`` (anything with ``submit(fn, *args)``
+    whose return value has ``.result()``: a ``concurrent.futures`` pool, a submitit executor),
+    else to a spawned process pool of ``workers`` (default :func:`default_workers`). With one
+    worker, or specs defined in a notebook (not importable by a worker), they run here, one
+    thread each. A failed run raises :class:`SweepError` once all the others have finished.
+    """
+    folder = cache_dir(root)
+    keys = [spec_key(s) for s in specs]
+    runs: list[Run[Any] | None] = [_load(s, k, folder) for s, k in zip(specs, keys)]
+    todo: dict[str, Spec] = {k: s for s, k, r in zip(specs, keys, runs) if r is None}
+    done: dict[str, Run[Any]] = {}
+    failures: list[tuple[Spec, BaseException]] = []
+    count = workers if workers is not None else default_workers()
+    env = {k: v for k, v in os.environ.items() if k.startswith("NNSTUDIES_")}
+    local = executor is None and (
+        count <= 1 or len(todo) <= 1 or not all(map(_importable, todo.values()))
+    )
+    with progress(total=len(todo), desc=desc, disable=not show_progress or not todo) as bar:
+        if local:
+            for key, spec in todo.items():
+                try:
+                    with threads(1):
+                        done[key] = execute(spec, root=folder)
+                except Exception as error:  # noqa: BLE001 - reported with its spec below
+                    failures.append((spec, error))
+                bar.update(1)
+        else:
+            pool = executor or ProcessPoolExecutor(
+                max_workers=min(count, len(todo)), mp_context=multiprocessing.get_context("spawn")
+            )
+            try:
+                batch = getattr(pool, "batch", None)  # submitit: one job array
+                if batch is not None:
+                    with batch():
+                        jobs = [
+                            (k, s, pool.submit(_in_worker, s, str(folder), env))
+                            for k, s in todo.items()
+                        ]
+                else:
+                    jobs = [
+                        (k, s, pool.submit(_in_worker, s, str(folder), env))
+                        for k, s in todo.items()
+                    ]
+                for key, spec, job in jobs:
+                    try:
+                        done[key] = job.result()
+                    except Exception as error:  # noqa: BLE001 - reported with its spec below
+                        failures.append((spec, error))
+                    bar.update(1)
+            finally:
+                if executor is None:
+                    pool.shutdown()
+    for i, (spec, key) in enumerate(zip(specs, keys)):
+        if runs[i] is None and key in done:
+            run = done[key]
+            runs[i] = Run(spec, key, run.state, copy.deepcopy(run.result), run.seconds, run.cached)
+    if failures:
+        raise SweepError(failures, runs)
+    return [r for r in runs if r is not None]
+
+
+def by_key(runs: Iterable[Run[Any]], field: Callable[[Spec], Any]) -> dict[Any, Run[Any]]:
+    """``runs`` in a dict keyed by ``field(spec)``, e.g. ``by_key(runs, lambda s: s.seed)``."""
+    return {field(run.spec): run for run in runs}
