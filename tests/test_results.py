@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 import nnstudies
-from nnstudies.provenance import imported_modules, module_closure, source_hash
+from nnstudies.provenance import (
+    chapter_packages,
+    imported_modules,
+    module_closure,
+    normalized_source,
+    numeric_closure,
+    numeric_hash,
+    source_hash,
+)
 from nnstudies.results import NOT_TESTED, Claim, Rule, claims_table, load_results, record
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -147,27 +155,11 @@ def test_stored_results_refuse_a_dry_run(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(ROOT / "tools"))
     with pytest.raises(SystemExit, match="dry run"):
-        book.store_results(
-            "99_x",
-            "full",
-            {"dry_run": True},
-            library_hash_="h",
-            modules=[],
-            notebook_hash="n",
-            wall_seconds=1.0,
-            commit="c",
-        )
+        book.store_results("99_x", "full", {"dry_run": True}, provenance={"commit": "c"})
     with pytest.raises(SystemExit, match="not 'full'"):
-        book.store_results(
-            "99_x",
-            "full",
-            {"scale": "cpu"},
-            library_hash_="h",
-            modules=[],
-            notebook_hash="n",
-            wall_seconds=1.0,
-            commit="c",
-        )
+        book.store_results("99_x", "full", {"scale": "cpu"}, provenance={"commit": "c"})
+    with pytest.raises(SystemExit, match="uncommitted"):
+        book.store_results("99_x", "full", {"scale": "full"}, provenance={"commit": "abc+dirty"})
 
 
 # Chapters whose `full` results must be stored, made by the library code that is here now.
@@ -194,18 +186,19 @@ def test_full_results_are_stored_with_provenance(chapter: str) -> None:
         "torch",
         "seeds",
         "wall_seconds",
-        "library_hash",
         "modules",
     ):
         assert key in result.provenance, f"{result.path} lacks provenance {key!r}"
+    assert not result.provenance["commit"].endswith("+dirty"), f"{result.path}: uncommitted code"
     assert not result.values.get("dry_run"), f"{result.path} holds a dry run"
     assert result.values.get("scale") == "full"
     assert any(k.startswith("claim.") for k in result.values), (
         f"{result.path} holds no claim values"
     )
     assert result.is_current, (
-        f"{result.path} was made by older library code ({result.provenance.get('commit')}): "
-        f"re-run `make results SCALE=full CHAPTER={chapter[:2]}`"
+        f"{result.path} was made by other numeric code ({result.provenance.get('commit')}): "
+        f"`python tools/book.py verify {chapter[:2]}` certifies it if the numbers are the same, "
+        f"else re-run `make results SCALE=full CHAPTER={chapter[:2]}`"
     )
 
 
@@ -223,16 +216,11 @@ def test_a_chapter_is_stale_only_when_its_own_code_changes() -> None:
         p.stem: module_closure(book.notebook_modules(nbformat.read(p, as_version=4)))
         for p in notebooks
     }
-    chapter_modules = {
-        name for c in closures.values() for name in c if name.startswith("nnstudies.chapters.")
-    }
+    packages = {p.stem: chapter_packages(c) for p, c in zip(notebooks, closures.values())}
     for stem, closure in closures.items():
-        own = {name for name in closure if name.startswith("nnstudies.chapters.")}
-        assert len(own) <= 1, f"{stem} imports several chapters' experiment modules: {sorted(own)}"
+        assert len(packages[stem]) == 1, f"{stem} imports several chapters: {packages[stem]}"
         assert {"nnstudies", "nnstudies.training", "nnstudies.results"} <= closure
-    assert len(chapter_modules) == len(notebooks), (
-        f"one experiment module per chapter, found {sorted(chapter_modules)}"
-    )
+    assert len({p[0] for p in packages.values()}) == len(notebooks), packages
     # Editing only chapter 4's modules leaves chapters 0-3 current.
     chapter4 = closures[notebooks[-1].stem] - set().union(
         *(closures[p.stem] for p in notebooks[:-1])
@@ -240,3 +228,36 @@ def test_a_chapter_is_stale_only_when_its_own_code_changes() -> None:
     assert "nnstudies.rtrl" in chapter4, sorted(chapter4)
     for stem in (p.stem for p in notebooks[:-1]):
         assert not closures[stem] & chapter4
+
+
+def test_the_numeric_hash_ignores_docstrings_comments_and_views() -> None:
+    """What an edit to a docstring in training.py stales now: nothing."""
+    source = (ROOT / "lib" / "nnstudies" / "training.py").read_text()
+    edited = source.replace(
+        '"""The book\'s one training loop', '"""The one training loop, reworded', 1
+    )
+    edited = edited.replace("import math\n", "import math  # a comment\n", 1)
+    assert edited != source and normalized_source(edited) == normalized_source(source)
+    changed = source.replace("DRY_RUN_STEPS = 2", "DRY_RUN_STEPS = 3")
+    assert normalized_source(changed) != normalized_source(source)
+    assert numeric_hash(["nnstudies.scales"]) != numeric_hash(["nnstudies.scales"], "preset")
+
+
+@pytest.mark.parametrize("chapter", STORED_FULL)
+def test_numeric_code_never_imports_views_or_claims(chapter: str) -> None:
+    import nbformat
+
+    sys.path.insert(0, str(ROOT / "tools"))
+    try:
+        import book
+    finally:
+        sys.path.remove(str(ROOT / "tools"))
+    nb = nbformat.read(ROOT / "notebooks" / f"{chapter}.ipynb", as_version=4)
+    numeric = numeric_closure(book.notebook_modules(nb))
+    assert any(m.startswith("nnstudies.chapters.") for m in numeric), sorted(numeric)
+    views = ("plotting", "widgets", "explorer", "explore", "views", "claims", "listing")
+    for name in numeric:
+        path = ROOT / "lib" / Path(*name.split(".")).with_suffix(".py")
+        imported = imported_modules(path.read_text(), package=name.rpartition(".")[0])
+        bad = sorted(m for m in imported if m.rpartition(".")[2] in views)
+        assert not bad, f"{name} computes numbers but imports {bad}: move that code to views"

@@ -7,6 +7,7 @@
     python tools/book.py results --scale full [00 ...]  # run chapters at full (or paper), store results/<chapter>/<scale>.json
     python tools/book.py student [--out DIR]           # the student edition: notebooks without solution cells
     python tools/book.py crosscheck [00 ...]           # re-execute at cpu with another floating-point path, compare verdicts
+    python tools/book.py verify [00 ...]               # certify stored results across a refactor (same numbers), or say to re-run
 
 A chapter is re-executed only when its code cells, the library modules it imports
 (directly or not) or its stored results changed since its stored outputs were made:
@@ -39,6 +40,7 @@ RESULTS = ROOT / "results"
 SCALE = "cpu"
 
 sys.path.insert(0, str(ROOT / "lib"))
+sys.path.insert(0, str(ROOT / "tools"))
 from nnstudies.provenance import PACKAGE, imported_modules
 from nnstudies.provenance import source_hash as provenance_source_hash
 
@@ -222,15 +224,10 @@ def store_results(
     scale: str,
     values: dict,
     *,
-    library_hash_: str,
-    modules: list[str],
-    notebook_hash: str,
-    wall_seconds: float,
-    commit: str,
+    provenance: dict,
 ) -> Path:
-    """Write ``results/<chapter>/<scale>.json``: what the chapter recorded, with its provenance
-    (``commit`` and the hashes as they were when the run started).
-    """
+    """Write ``results/<chapter>/<scale>.json``: what the chapter recorded, with its ``provenance``
+    (commit and hashes as they were when the run started, times, workers)."""
     if values.get("dry_run"):
         raise SystemExit(
             f"{chapter}: these results come from a dry run (NNSTUDIES_DRY_RUN); they are never stored"
@@ -239,25 +236,30 @@ def store_results(
         raise SystemExit(
             f"{chapter}: the run recorded scale {values.get('scale')!r}, not {scale!r}; nothing stored"
         )
+    commit = str(provenance.get("commit", ""))
+    if not commit or commit == "unknown" or commit.endswith("+dirty"):
+        raise SystemExit(
+            f"{chapter}: the code that ran is not a commit ({commit or 'no commit'}); results from "
+            "uncommitted code are never stored: commit, then run again"
+        )
     values = dict(values)
     env = values.pop("environment", {})
     provenance = {
         "chapter": chapter,
         "scale": scale,
-        "commit": commit,
-        "library_hash": library_hash_,
-        "modules": modules,
-        "notebook_hash": notebook_hash,
         "seeds": values.get("seeds"),
-        "wall_seconds": round(wall_seconds, 1),
+        **provenance,
         **env,
     }
-    path = RESULTS / chapter / f"{scale}.json"
+    return write_results(
+        RESULTS / chapter / f"{scale}.json", {"provenance": provenance, "values": values}
+    )
+
+
+def write_results(path: Path, stored: dict) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(
-        json.dumps({"provenance": provenance, "values": values}, indent=1, sort_keys=True) + "\n"
-    )
+    tmp.write_text(json.dumps(stored, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, path)
     return path
 
@@ -265,13 +267,16 @@ def store_results(
 def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) -> None:
     """Run chapters at ``scale`` (full or paper) with papermill into _build/results and store what they record.
 
-    The model cache starts empty, unless ``$NNSTUDIES_RESULTS_CACHE`` names a folder to use instead:
-    a second process with ``NNSTUDIES_CACHE`` set to the same folder can then train some of the
-    chapter's runs in parallel (each run is keyed by its configuration and the library code).
+    The chapter's sweeps go through the engine (nnstudies.runs): a process pool over every core, or
+    the executor ``$NNSTUDIES_EXECUTOR`` names (``slurm``). The code must be committed: results
+    from uncommitted code are refused before anything runs.
     """
+    import resource
+
     import papermill
 
-    from nnstudies.provenance import git_commit
+    from nnstudies.provenance import code_hashes, git_commit
+    from nnstudies.runs import default_workers, make_executor
 
     if scale not in ("full", "paper"):
         raise SystemExit(f"make results stores the long scales 'full' and 'paper', not {scale!r}")
@@ -283,18 +288,26 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
         "off",
     ):
         raise SystemExit("results of a dry run (NNSTUDIES_DRY_RUN) are never stored; unset it")
+    commit = git_commit(ROOT)
+    if commit == "unknown" or commit.endswith("+dirty"):
+        raise SystemExit(
+            f"the library or notebooks differ from the commit ({commit}): commit first, then run"
+        )
+    make_executor()  # an unknown $NNSTUDIES_EXECUTOR, or submitit missing, fails here and not later
     out_dir = ROOT / "_build" / "results"
     out_dir.mkdir(parents=True, exist_ok=True)
     for path in chapters(only):
         nb = nbformat.read(path, as_version=4)
         modules = sorted(notebook_modules(nb))  # the code as it is when the run starts
-        hashes = {
-            "library_hash_": library_hash(nb),
-            "notebook_hash": source_hash(nb, scale),
-            "commit": git_commit(ROOT),
+        provenance = {
+            "commit": commit,
+            "modules": modules,
+            **code_hashes(modules, scale, path),
+            "workers": default_workers(),
+            "executor": os.environ.get("NNSTUDIES_EXECUTOR") or "local",
         }
         print(f"{path.name}: running at the {scale} scale ...", flush=True)
-        started = time.perf_counter()
+        started, cpu_before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
         with tempfile.TemporaryDirectory() as tmp:
             os.environ.update(
                 {
@@ -319,18 +332,87 @@ def results(scale: str, only: list[str] | None = None, timeout: int = 4 * 3600) 
             if not recorded.exists():
                 raise SystemExit(f"{path.name} recorded nothing at {scale}; nothing stored")
             values = json.loads(recorded.read_text())
-        stored = store_results(
-            path.stem,
-            scale,
-            values,
-            modules=modules,
-            wall_seconds=time.perf_counter() - started,
-            **hashes,
+        cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        provenance["wall_seconds"] = round(time.perf_counter() - started, 1)
+        provenance["cpu_seconds"] = round(
+            cpu_after.ru_utime + cpu_after.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime, 1
         )
+        stored = store_results(path.stem, scale, values, provenance=provenance)
         print(
-            f"{path.name}: done in {time.perf_counter() - started:.0f} s; stored {stored.relative_to(ROOT)}; "
-            f"the executed notebook is {out.relative_to(ROOT)}"
+            f"{path.name}: done in {provenance['wall_seconds']:.0f} s wall, {provenance['cpu_seconds']:.0f} s CPU; "
+            f"stored {stored.relative_to(ROOT)}; the executed notebook is {out.relative_to(ROOT)}"
         )
+
+
+# ----------------------------------------------------------------------------- verify
+
+
+def verify(only: list[str] | None = None, modes: list[str] | None = None) -> bool:
+    """Certify stored results across a change of the numeric code, or say they must be re-run.
+
+    For each stored result whose code differs from the code here, run the chapter from the commit
+    its numbers stand for (the stored commit, or the last certificate's) and from this commit, at
+    smoke and in a full-shaped dry run (tools/verify.py). Bit-identical recorded numbers and trained
+    states: a certificate is appended (from, to, date, machine, torch, hashes). Otherwise the
+    chapter must be re-run; nothing is written. Needs a clean checkout (a certificate names a commit).
+    """
+    import verify as check
+    from nnstudies.provenance import code_hashes, environment, git_commit
+    from nnstudies.results import StoredResults
+
+    head = git_commit(ROOT)
+    if head == "unknown" or head.endswith("+dirty"):
+        raise SystemExit(
+            f"verify certifies committed code only; the checkout is {head}: commit first"
+        )
+    ok = True
+    for path in chapters(only):
+        nb = nbformat.read(path, as_version=4)
+        modules = sorted(notebook_modules(nb))
+        for stored_path in sorted((RESULTS / path.stem).glob("*.json")):
+            stored = json.loads(stored_path.read_text())
+            provenance = stored["provenance"]
+            scale = provenance["scale"]
+            result = StoredResults(path.stem, scale, stored["values"], provenance, stored_path)
+            if result.is_current:
+                print(f"{stored_path.relative_to(ROOT)}: current, nothing to certify")
+                continue
+            chain = provenance.get("certificates", [])
+            base = chain[-1]["to"] if chain else provenance.get("commit", "unknown")
+            if base == "unknown" or base.endswith("+dirty"):
+                print(
+                    f"{stored_path.relative_to(ROOT)}: made from uncommitted code ({base}); re-run it: "
+                    f"make results SCALE={scale} CHAPTER={path.stem[:2]}"
+                )
+                ok = False
+                continue
+            print(
+                f"{stored_path.relative_to(ROOT)}: comparing the code of {base} with {head} ...",
+                flush=True,
+            )
+            found = check.compare(path.stem, base, modes or list(check.MODES))
+            if found:
+                ok = False
+                print("\n".join(f"    {line}" for line in found))
+                print(
+                    f"  numbers differ: re-run it: make results SCALE={scale} CHAPTER={path.stem[:2]}"
+                )
+                continue
+            env = environment()
+            certificate = {
+                "from": base,
+                "to": head,
+                "date": env["date"],
+                "machine": f"{env['cpu']} ({env['cpu_capability']})",
+                "torch": env["torch"],
+                "checks": modes or list(check.MODES),
+                "modules": modules,
+                **code_hashes(modules, scale, path),
+            }
+            provenance.setdefault("certificates", []).append(certificate)
+            write_results(stored_path, stored)
+            print(f"  bit-identical: certificate {base} -> {head} appended")
+    return ok
 
 
 # ----------------------------------------------------------------------------- cross-check
@@ -622,7 +704,17 @@ def main() -> None:
     rs.add_argument(
         "only", nargs="*", help="chapters, e.g. 00 or 00_getting_started (default: all)"
     )
+    vf = sub.add_parser(
+        "verify",
+        help="certify stored results across a change of the numeric code, or say to re-run",
+    )
+    vf.add_argument("only", nargs="*", help="chapters (default: all)")
+    vf.add_argument(
+        "--modes", nargs="+", default=None, help="smoke and/or full-dry (default: both)"
+    )
     args = parser.parse_args()
+    if args.command == "verify":
+        sys.exit(0 if verify(args.only, args.modes) else 1)
     if args.command == "sync":
         sync()
     elif args.command == "execute":

@@ -14,12 +14,14 @@ chapters 0–3 current, while an edit to a base module (imported by everyone thr
 from __future__ import annotations
 
 import ast
+import dataclasses
 import datetime as _dt
+import enum
 import hashlib
 import os
 import platform
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -27,11 +29,14 @@ from typing import Any
 __all__ = [
     "LIBRARY",
     "PACKAGE",
+    "canonical",
+    "code_hashes",
     "environment",
     "git_commit",
     "imported_modules",
     "module_closure",
     "normalized_source",
+    "notebook_code_hash",
     "numeric_closure",
     "numeric_hash",
     "source_hash",
@@ -173,9 +178,14 @@ def is_numeric(module: str) -> bool:
 
 def numeric_closure(modules: Iterable[str]) -> set[str]:
     """The numeric modules that ``modules`` run: themselves and what they import, transitively,
-    leaving out the non-numeric ones and packages' ``__init__`` files (which only re-export).
+    leaving out the non-numeric ones and packages' ``__init__`` files (which only re-export; a
+    package named in ``modules`` counts what its ``__init__`` imports).
     """
     seen: set[str] = set()
+    for root in modules:  # a package given by name: what its __init__ imports
+        path = _path(root)
+        if path is not None and path.name == "__init__.py" and is_numeric(root):
+            modules = [*modules, *sorted(imported_modules(path.read_text(), package=root))]
     todo = [m for m in modules if _path(m) is not None]
     while todo:
         name = todo.pop()
@@ -211,6 +221,108 @@ def numeric_hash(modules: Iterable[str], *extra: str) -> str:
     return digest.hexdigest()
 
 
+def canonical(value: Any, where: str = "value") -> Any:
+    """``value`` as plain JSON types, for hashing: dataclasses by type and fields, enums by name,
+    floats by ``repr`` (so 0.1 and 0.1000001 differ). Anything else is an error naming it.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {
+            f.name: canonical(getattr(value, f.name), f"{where}.{f.name}")
+            for f in dataclasses.fields(value)
+        }
+        return {"__type__": f"{type(value).__module__}.{type(value).__qualname__}", **fields}
+    if isinstance(value, enum.Enum):
+        return f"{type(value).__qualname__}.{value.name}"
+    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
+        return value
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return [canonical(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, Mapping):
+        if not all(isinstance(k, str) for k in value):
+            raise TypeError(f"{where}: mapping keys must be str")
+        return {k: canonical(v, f"{where}.{k}") for k, v in sorted(value.items())}
+    raise TypeError(
+        f"{where} is a {type(value).__name__}; expected numbers, strings, enums, tuples or dataclasses"
+    )
+
+
+def chapter_packages(modules: Iterable[str]) -> list[str]:
+    """The chapter packages among ``modules`` and their parents (``nnstudies.chapters.<name>``)."""
+    found = {
+        ".".join(m.split(".")[:3])
+        for m in modules
+        if m.startswith(f"{PACKAGE}.chapters.") and len(m.split(".")) >= 3
+    }
+    return sorted(found)
+
+
+def preset_values(modules: Iterable[str], scale: str) -> str:
+    """The values of the preset of ``scale`` of each chapter package among ``modules``
+    (``<package>.presets.PRESETS[scale]``), as canonical JSON: what the numeric hash counts of
+    a chapter's presets (the other scales' presets are left out).
+    """
+    import importlib
+    import json
+
+    values = {}
+    for package in chapter_packages(modules):
+        if _path(f"{package}.presets") is None:
+            continue
+        presets = importlib.import_module(f"{package}.presets").PRESETS
+        values[package] = canonical(presets[scale], f"{package}.presets.PRESETS[{scale!r}]")
+    return json.dumps(values, sort_keys=True)
+
+
+def claims_hash(modules: Iterable[str]) -> str:
+    """A hash of the rules that judge a chapter: its ``claims`` modules and the verdict logic of
+    :mod:`nnstudies.results`, as normalized syntax trees."""
+    names = [f"{p}.claims" for p in chapter_packages(modules)] + [f"{PACKAGE}.results"]
+    digest = hashlib.sha256()
+    for name in names:
+        path = _path(name)
+        if path is not None:
+            digest.update(name.encode() + b"\0" + normalized_source(path.read_text()).encode())
+    return digest.hexdigest()
+
+
+def notebook_code_hash(path: Path) -> str:
+    """A hash of a notebook's code cells as normalized syntax trees (papermill's injected
+    parameters, IPython magics, comments and docstrings left out)."""
+    import json
+
+    digest = hashlib.sha256()
+    for cell in json.loads(path.read_text())["cells"]:
+        if cell["cell_type"] != "code" or "injected-parameters" in cell.get("metadata", {}).get(
+            "tags", []
+        ):
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        lines = source.splitlines()
+        text = "\n".join("" if x.lstrip().startswith(("%", "!")) else x for x in lines)
+        try:
+            text = normalized_source(text)
+        except SyntaxError:
+            pass
+        digest.update(b"\0cell\0" + text.encode())
+    return digest.hexdigest()
+
+
+def code_hashes(modules: Iterable[str], scale: str, notebook: Path | None) -> dict[str, str]:
+    """What a stored result's numbers depend on, as hashes: ``numeric_hash`` (the numeric code the
+    chapter runs and its preset of ``scale``), ``notebook_hash`` (its code cells) and
+    ``claims_hash`` (the rules that judge it)."""
+    modules = sorted(modules)
+    found = {
+        "numeric_hash": numeric_hash(modules, preset_values(modules, scale)),
+        "claims_hash": claims_hash(modules),
+    }
+    if notebook is not None and notebook.is_file():
+        found["notebook_hash"] = notebook_code_hash(notebook)
+    return found
+
+
 def git_commit(root: Path | None = None) -> str:
     """The checkout's commit (``+dirty`` when library files differ from it), or ``"unknown"``
     outside git.
@@ -229,7 +341,7 @@ def git_commit(root: Path | None = None) -> str:
             check=True,
         )
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "."],
+            ["git", "status", "--porcelain", "--", ".", "../../notebooks"],
             cwd=str(LIBRARY),
             capture_output=True,
             text=True,
@@ -238,6 +350,17 @@ def git_commit(root: Path | None = None) -> str:
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo), else what ``platform`` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def environment() -> dict[str, Any]:
@@ -254,6 +377,8 @@ def environment() -> dict[str, Any]:
     )
     return {
         "device": f"{device.type} ({name})",
+        "cpu": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "python": platform.python_version(),

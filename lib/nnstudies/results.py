@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from .provenance import environment, source_hash
+from .provenance import code_hashes, environment
 from .scales import check_scale, dry_run
 
 __all__ = [
@@ -155,10 +155,29 @@ class StoredResults:
             ) from None
 
     @property
+    def certified(self) -> dict[str, Any]:
+        """The hashes these numbers stand for: the provenance's own, or those of the last
+        certificate appended by ``tools/book.py verify`` (code shown to give the same numbers)."""
+        chain = self.provenance.get("certificates") or [self.provenance]
+        return {k: chain[-1].get(k) for k in ("numeric_hash", "notebook_hash", "modules")}
+
+    def current_hashes(self) -> dict[str, str]:
+        """The hashes of the code here now (see :func:`~nnstudies.provenance.code_hashes`)."""
+        folder = results_dir()
+        notebooks = folder.parent / "notebooks" if folder is not None else None
+        notebook = notebooks / f"{self.chapter}.ipynb" if notebooks is not None else None
+        return code_hashes(self.certified["modules"] or [], self.scale, notebook)
+
+    @property
     def is_current(self) -> bool:
-        """True when the library code the chapter uses is the code that made these results."""
-        modules = self.provenance.get("modules", [])
-        return bool(modules) and self.provenance.get("library_hash") == source_hash(modules)
+        """True when the numeric code and the notebook's code that made these results (or that a
+        certificate showed to give the same numbers) are the code here now. Docstrings,
+        comments, figures and claim wording do not count."""
+        then = self.certified
+        if not then["modules"] or not then["numeric_hash"]:
+            return False
+        now = self.current_hashes()
+        return all(now[k] == then[k] for k in ("numeric_hash", "notebook_hash") if k in now)
 
     def note(self) -> str:
         """One line: where and when these results were made, and whether the code has changed since."""
@@ -169,6 +188,12 @@ class StoredResults:
         when = f"commit {p.get('commit', '?')}, {p.get('date', '?')}"
         minutes = p.get("wall_seconds", 0) / 60
         text = f"`{self.scale}` results stored from {when} ({where}; {minutes:.0f} min)"
+        chain = p.get("certificates", [])
+        if chain:
+            text += (
+                f"; the same numbers certified on the code of commit {chain[-1].get('to', '?')}"
+                f" ({len(chain)} certificate{'s' if len(chain) > 1 else ''})"
+            )
         if not self.is_current:
             text += (
                 "; **the chapter's code has changed since: these numbers are from the older code**"
@@ -284,7 +309,8 @@ class Rule:
             raise ValueError(f"a claim's values must be finite, got {xs}")
         if len(xs) < self.min_runs:
             return NOT_TESTED
-        m, s = statistics.fmean(xs), statistics.stdev(xs)
+        m = statistics.fmean(xs)
+        s = statistics.stdev(xs) if len(xs) > 1 else 0.0  # one value (min_runs=1): no spread
         if self.kind == "within":
             gap = abs(m - self.threshold)
             return (

@@ -29,9 +29,10 @@ the others have finished; they are kept in the cache.
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import copy
 import dataclasses
-import enum
 import hashlib
 import importlib
 import json
@@ -41,6 +42,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -51,22 +53,27 @@ from torch import nn
 from .cache import cache_dir
 from .device import threads
 from .progress import progress
-from .provenance import numeric_hash
+from .provenance import canonical, numeric_hash
 from .scales import dry_run
 from .training import History
 
 __all__ = [
+    "EXECUTORS",
+    "EXECUTOR_ENV",
     "WORKERS_ENV",
     "Run",
     "Spec",
     "SweepError",
     "default_workers",
     "execute",
+    "make_executor",
     "run_all",
     "spec_key",
 ]
 
 WORKERS_ENV = "NNSTUDIES_WORKERS"
+EXECUTOR_ENV = "NNSTUDIES_EXECUTOR"
+EXECUTORS = ("local", "slurm", "submitit-local")
 R = TypeVar("R")
 _MEMORY: dict[tuple[Path, str], tuple[dict[str, torch.Tensor], Any, float]] = {}
 
@@ -91,33 +98,6 @@ class Spec:
 
 
 # ----------------------------------------------------------------------------- keys
-
-
-def canonical(value: Any, where: str = "spec") -> Any:
-    """``value`` as plain JSON types, for hashing: dataclasses by type and fields, enums by value,
-    floats by ``repr`` (so 0.1 and 0.1000001 differ). Anything else is an error naming it.
-    """
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        fields = {
-            f.name: canonical(getattr(value, f.name), f"{where}.{f.name}")
-            for f in dataclasses.fields(value)
-        }
-        return {"__type__": f"{type(value).__module__}.{type(value).__qualname__}", **fields}
-    if isinstance(value, enum.Enum):
-        return f"{type(value).__qualname__}.{value.name}"
-    if isinstance(value, bool) or value is None or isinstance(value, (int, str)):
-        return value
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (list, tuple)):
-        return [canonical(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, Mapping):
-        if not all(isinstance(k, str) for k in value):
-            raise TypeError(f"{where}: mapping keys must be str")
-        return {k: canonical(v, f"{where}.{k}") for k, v in sorted(value.items())}
-    raise TypeError(
-        f"{where} is a {type(value).__name__}; a spec holds numbers, strings, enums, tuples and dataclasses"
-    )
 
 
 def spec_key(spec: Spec) -> str:
@@ -296,6 +276,60 @@ def default_workers() -> int:
     return max(1, len(cores))
 
 
+_POOLS: dict[int, ProcessPoolExecutor] = {}
+
+
+def _shutdown() -> None:
+    for pool in _POOLS.values():
+        pool.shutdown(cancel_futures=True)
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    """A spawned process pool of ``workers``, kept for the next sweep (workers start in seconds,
+    not milliseconds: each imports torch)."""
+    if workers not in _POOLS:
+        if not _POOLS:
+            atexit.register(_shutdown)
+        _POOLS[workers] = ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn")
+        )
+    return _POOLS[workers]
+
+
+def make_executor(kind: str | None = None, folder: str | os.PathLike[str] | None = None) -> Any:
+    """The executor named by ``kind`` (default ``$NNSTUDIES_EXECUTOR``, else ``local``).
+
+    ``local``: None, i.e. :func:`run_all`'s own process pool. ``slurm``: a submitit executor
+    that sends a sweep to SLURM as one job array (one CPU, and one GPU where CUDA is here, per
+    job; ``$NNSTUDIES_SLURM_PARTITION`` and ``$NNSTUDIES_SLURM_MINUTES`` set the partition and the
+    time limit). ``submitit-local``: the same through submitit's local executor, on this machine.
+    Job logs go to ``folder`` (default: ``submitit/`` in the model cache).
+    """
+    kind = (kind or os.environ.get(EXECUTOR_ENV, "") or "local").strip()
+    if kind not in EXECUTORS:
+        raise ValueError(f"unknown executor {kind!r}; choose one of {EXECUTORS}")
+    if kind == "local":
+        return None
+    try:
+        import submitit
+    except ImportError:
+        raise ImportError(
+            f"the {kind} executor needs submitit: pip install 'nnstudies[cluster]'"
+        ) from None
+    logs = Path(folder) if folder else cache_dir() / "submitit"
+    executor = submitit.AutoExecutor(
+        folder=str(logs), cluster="local" if kind == "submitit-local" else "slurm"
+    )
+    minutes = int(os.environ.get("NNSTUDIES_SLURM_MINUTES", "240"))
+    executor.update_parameters(
+        timeout_min=minutes, cpus_per_task=1, gpus_per_node=int(torch.cuda.is_available())
+    )
+    partition = os.environ.get("NNSTUDIES_SLURM_PARTITION")
+    if partition and kind == "slurm":
+        executor.update_parameters(slurm_partition=partition)
+    return executor
+
+
 def _in_worker(spec: Spec, root: str, env: dict[str, str]) -> Run[Any]:
     """What a worker runs: the spec, on one torch thread (the GPU of its slot, when there are GPUs)."""
     os.environ.update(env)
@@ -326,8 +360,9 @@ def run_all(
     """Execute every spec; return their runs in the order given.
 
     Cached runs load at once; the others go to ``executor`` (anything with ``submit(fn, *args)``
-    whose return value has ``.result()``: a ``concurrent.futures`` pool, a submitit executor),
-    else to a spawned process pool of ``workers`` (default :func:`default_workers`). With one
+    whose return value has ``.result()``: a ``concurrent.futures`` pool, a submitit executor;
+    default :func:`make_executor`), else to a spawned process pool of ``workers`` (default
+    :func:`default_workers`), kept for the next sweep. With one
     worker, or specs defined in a notebook (not importable by a worker), they run here, one
     thread each. A failed run raises :class:`SweepError` once all the others have finished.
     """
@@ -338,6 +373,7 @@ def run_all(
     done: dict[str, Run[Any]] = {}
     failures: list[tuple[Spec, BaseException]] = []
     count = workers if workers is not None else default_workers()
+    executor = executor if executor is not None else make_executor()
     env = {k: v for k, v in os.environ.items() if k.startswith("NNSTUDIES_")}
     local = executor is None and (
         count <= 1 or len(todo) <= 1 or not all(map(_importable, todo.values()))
@@ -352,31 +388,21 @@ def run_all(
                     failures.append((spec, error))
                 bar.update(1)
         else:
-            pool = executor or ProcessPoolExecutor(
-                max_workers=min(count, len(todo)), mp_context=multiprocessing.get_context("spawn")
-            )
-            try:
-                batch = getattr(pool, "batch", None)  # submitit: one job array
-                if batch is not None:
-                    with batch():
-                        jobs = [
-                            (k, s, pool.submit(_in_worker, s, str(folder), env))
-                            for k, s in todo.items()
-                        ]
-                else:
-                    jobs = [
-                        (k, s, pool.submit(_in_worker, s, str(folder), env))
-                        for k, s in todo.items()
-                    ]
-                for key, spec, job in jobs:
-                    try:
-                        done[key] = job.result()
-                    except Exception as error:  # noqa: BLE001 - reported with its spec below
-                        failures.append((spec, error))
-                    bar.update(1)
-            finally:
-                if executor is None:
-                    pool.shutdown()
+            pool = executor if executor is not None else _pool(min(count, len(todo)))
+            batch = getattr(pool, "batch", None)  # submitit: the sweep as one job array
+            with batch() if batch is not None else contextlib.nullcontext():
+                jobs = [
+                    (k, s, pool.submit(_in_worker, s, str(folder), env)) for k, s in todo.items()
+                ]
+            for key, spec, job in jobs:
+                try:
+                    done[key] = job.result()
+                except BrokenProcessPool as error:  # a worker died (e.g. out of memory)
+                    _POOLS.clear()
+                    failures.append((spec, error))
+                except Exception as error:  # noqa: BLE001 - reported with its spec below
+                    failures.append((spec, error))
+                bar.update(1)
     for i, (spec, key) in enumerate(zip(specs, keys)):
         if runs[i] is None and key in done:
             run = done[key]
