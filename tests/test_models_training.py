@@ -77,15 +77,28 @@ def test_same_seed_same_smoke_run() -> None:
     """Seeding gives identical results twice (the smoke-scale chapter run, bit for bit)."""
     from nnstudies.chapters import getting_started as ch
 
+    p = ch.PRESETS["smoke"]
     runs = []
     for _ in range(2):
         nnstudies.clear_cache()
-        _, history = ch.train_mlp(0.05, scale="smoke", seed=7)
-        runs.append(history)
+        nnstudies.runs._MEMORY.clear()
+        run = ch.train_mlp(p, 0.05, seed=7)
+        assert not run.cached
+        runs.append(run.history)
     assert runs[0].train_loss == runs[1].train_loss
     assert runs[0].test_accuracy == runs[1].test_accuracy
-    _, other = ch.train_mlp(0.05, scale="smoke", seed=8)
+    other = ch.train_mlp(p, 0.05, seed=8).history
     assert other.train_loss != runs[0].train_loss
+
+
+def test_a_diverging_chapter_run_is_a_result_kept_in_the_cache() -> None:
+    """Chapter 0's run records where the loss blew up (no exception smuggling), and is cached."""
+    from nnstudies.chapters import getting_started as ch
+
+    run = ch.train_mlp(ch.PRESETS["smoke"], 1e4, seed=0)
+    assert run.history.diverged_at is not None and not run.cached
+    assert len(run.history.train_loss) == run.history.diverged_at - 1
+    assert ch.train_mlp(ch.PRESETS["smoke"], 1e4, seed=0).cached
 
 
 def test_divergence_stops_with_step_and_keeps_history() -> None:

@@ -4,7 +4,8 @@ Three layers:
 
 - **base** — ``scales`` (smoke / cpu / full / paper, the dry run), ``device`` (device,
   seeding), ``data`` (data sets), ``models`` (MLP, CNN), ``training`` (the one loop,
-  :func:`fit`), ``cache`` (trained models keyed by configuration), ``plotting``,
+  :func:`fit`), ``runs`` (run specs, :func:`execute` and :func:`run_all`, the engine that
+  spreads a sweep over every core or a cluster), ``cache`` (where runs are kept), ``plotting``,
   ``widgets`` (explorers), ``results`` (recorded numbers, the results store, claims),
   ``listing`` (the method on the page), ``provenance``;
 - **methods** — ``permutations``, ``optim``, ``continual``, ``rtrl``: each algorithm in
@@ -35,6 +36,7 @@ from .models import CNN, MLP
 from .plotting import use_style
 from .progress import is_interactive, progress
 from .results import Claim, Rule, claims_table, load_results, record
+from .runs import Run, Spec, execute, run_all
 from .scales import SCALES, check_scale, dry_run, pick, resolve_scale
 from .training import DivergenceError, History, evaluate, fit, train
 from .widgets import Choice, LogSlider, Slider, explore
@@ -54,7 +56,9 @@ __all__ = [
     "History",
     "LogSlider",
     "Rule",
+    "Run",
     "Slider",
+    "Spec",
     "cached",
     "check_scale",
     "claims_table",
@@ -62,6 +66,7 @@ __all__ = [
     "describe_device",
     "dry_run",
     "evaluate",
+    "execute",
     "explore",
     "fit",
     "get_device",
@@ -72,6 +77,7 @@ __all__ = [
     "progress",
     "record",
     "resolve_scale",
+    "run_all",
     "seed_everything",
     "setup",
     "show_code",

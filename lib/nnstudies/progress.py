@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 
 from tqdm import tqdm as text_tqdm
 
-__all__ = ["STATIC_ENV", "is_interactive", "progress"]
+__all__ = ["QUIET_ENV", "STATIC_ENV", "is_interactive", "progress"]
 
 STATIC_ENV = "NNSTUDIES_STATIC"
+QUIET_ENV = "NNSTUDIES_QUIET"  #: set in the engine's workers: their runs show no bars of their own
 T = TypeVar("T")
 
 
@@ -72,7 +73,9 @@ def progress(
     disable: bool = False,
     **kwargs: Any,
 ) -> Any:
-    """A tqdm progress bar: a widget in a live notebook, one final text line otherwise."""
+    """A tqdm progress bar: a widget in a live notebook, one final text line otherwise; none in
+    an engine worker (``$NNSTUDIES_QUIET``), whose sweep has one bar over its runs."""
+    disable = disable or bool(os.environ.get(QUIET_ENV))
     if is_interactive():
         from tqdm.auto import tqdm as auto_tqdm
 

@@ -38,6 +38,7 @@ import importlib
 import json
 import multiprocessing
 import os
+import signal
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -52,7 +53,7 @@ from torch import nn
 
 from .cache import cache_dir
 from .device import threads
-from .progress import progress
+from .progress import QUIET_ENV, progress
 from .provenance import canonical, numeric_hash
 from .scales import dry_run
 from .training import History
@@ -284,6 +285,11 @@ def _shutdown() -> None:
         pool.shutdown(cancel_futures=True)
 
 
+def _worker_start() -> None:
+    """A worker leaves Ctrl-C (and a kernel's interrupt) to the process that runs the sweep."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _pool(workers: int) -> ProcessPoolExecutor:
     """A spawned process pool of ``workers``, kept for the next sweep (workers start in seconds,
     not milliseconds: each imports torch)."""
@@ -291,7 +297,7 @@ def _pool(workers: int) -> ProcessPoolExecutor:
         if not _POOLS:
             atexit.register(_shutdown)
         _POOLS[workers] = ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("spawn")
+            workers, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_start
         )
     return _POOLS[workers]
 
@@ -332,7 +338,7 @@ def make_executor(kind: str | None = None, folder: str | os.PathLike[str] | None
 
 def _in_worker(spec: Spec, root: str, env: dict[str, str]) -> Run[Any]:
     """What a worker runs: the spec, on one torch thread (the GPU of its slot, when there are GPUs)."""
-    os.environ.update(env)
+    os.environ.update({**env, QUIET_ENV: "1"})
     if torch.cuda.is_available():
         torch.cuda.set_device(os.getpid() % torch.cuda.device_count())
     with threads(1):
