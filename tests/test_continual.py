@@ -590,10 +590,11 @@ def test_tuning_grid_grows_past_a_winning_end_and_reports_what_stays_there(
     from dataclasses import replace
 
     from nnstudies.chapters import continual_learning as ch
+    from nnstudies.chapters.continual_learning import experiment
 
     preset = replace(
         ch.PRESETS["cpu"],
-        methods=("EWC", "SI", "SIU"),
+        methods=(cl.Regulariser.EWC, cl.Regulariser.SI, cl.Regulariser.SIU),
         strength_factors=(0.1, 1.0, 10.0),
         extra_tuning_seeds=(7,),
         max_extend=2,
@@ -603,25 +604,23 @@ def test_tuning_grid_grows_past_a_winning_end_and_reports_what_stays_there(
     # (still at the end after two), at c0 for SIU (no extension); the second seed is one point lower
     peak = {"EWC": 100.0, "SI": 1e6, "SIU": 1.0, "none": 1.0}
     asked: list[tuple[str, float, int]] = []
+    sweeps: list[int] = []
 
     class Run:
         def __init__(self, method: str, c: float, seed: int) -> None:
-            f = c / c0[method] if method != "none" else 1.0
+            f = c / c0[method] if method != "none" else 1.0  # type: ignore[index]
             self.val = 0.8 - 0.01 * abs(math.log10(f / peak[method])) - 0.01 * (seed == 7)
 
         def average_accuracy(self, split: str = "test") -> float:
             return self.val if split == "val" else 0.0
 
-    def fake_run(benchmark: str, method: str, c: float, *, scale: str, seed: int) -> Run:
-        asked.append((method, c, seed))
-        return Run(method, c, seed)
+    def fake_runs(specs: list[ch.ContinualRun], desc: str = "") -> list[Run]:
+        sweeps.append(len(specs))
+        asked.extend((s.method, s.strength, s.seed) for s in specs)
+        return [Run(s.method, s.strength, s.seed) for s in specs]
 
-    monkeypatch.setattr(ch, "settings", lambda scale: preset)
-    monkeypatch.setattr(
-        ch, "strength", lambda b, m, f=1.0, *, scale: 0.0 if m == "none" else f * c0[m]
-    )
-    monkeypatch.setattr(ch, "train_run", fake_run)
-    tuning = ch.tune("permuted", scale="cpu")
+    monkeypatch.setattr(experiment, "train_runs", fake_runs)
+    tuning = ch.tune(preset, "permuted")
     factors = {
         m: [round(c / c0[m], 6) for c in cs] for m, cs in tuning.strengths.items() if m != "none"
     }
@@ -630,11 +629,13 @@ def test_tuning_grid_grows_past_a_winning_end_and_reports_what_stays_there(
         "SI": [0.1, 1, 10, 100, 1000],
         "SIU": [0.1, 1, 10],
     }
-    assert tuning.chosen["EWC"] == 100 * c0["EWC"] and tuning.chosen["SIU"] == c0["SIU"]
-    assert tuning.edges == {"SI": 1000 * c0["SI"]}
+    assert tuning.chosen["EWC"] == 100 * c0["EWC"] and tuning.chosen["SIU"] == c0["SIU"]  # type: ignore[index]
+    assert tuning.edges == {"SI": 1000 * c0["SI"]}  # type: ignore[index]
     assert tuning.seeds == (0, 7) and {s for _, _, s in asked} == {0, 7}
-    assert math.isclose(tuning.val["SIU"][1], 0.795)  # the mean over both tuning seeds
+    assert math.isclose(tuning.val["SIU"][1], 0.795)  # type: ignore[index]  # the mean over both tuning seeds
     assert len(asked) == 2 * (1 + 5 + 5 + 3)
+    # one sweep per round: the grids, then each extension of the grids that still end in a winner
+    assert sweeps == [2 * (1 + 3 + 3 + 3), 2 * 2, 2 * 2]
     # a claim on a method left at the end of its grid is flagged
     ((claim, _, why),) = ch.fragile_claims(
         {"siu_worse": [0.05, 0.045, 0.055]}, {"permuted": tuning}
