@@ -12,8 +12,8 @@ after the rank has filled); the FLOPs per step counted by hand and the fraction 
 machine's measured matmul peak (a 1024 × 1024 float32 matmul, best of 5) they reach.
 
 Learners: exact RTRL, UORO, KF-RTRL, OK (r = 2, 8) and TBPTT (k = 10), each on the
-recurrent highway cell with 4 inputs and 4 outputs, batch 16 (the chapter's registry,
-``nnstudies.chapters.rtrl.LEARNERS``, builds them). Time: every repeat times every size
+recurrent highway cell with 4 inputs and 4 outputs, batch 16 (the chapter's
+``nnstudies.chapters.rtrl.Learner`` builds them). Time: every repeat times every size
 and every learner in turn (interleaved, so that a busy moment hits all alike), each the
 median of ``--steps`` steps after one warm-up step; the table shows the median over the
 repeats (exact RTRL: ``--exact-steps``, fewer, because one step costs seconds at n = 128 on
@@ -44,15 +44,16 @@ from types import ModuleType
 import torch
 
 from nnstudies import get_device, rtrl
-from nnstudies.chapters.rtrl import Spec, exponent_interval, measure_step
+from nnstudies.chapters.rtrl import Algorithm, Learner, exponent_interval, measure_step
+from nnstudies.device import threads
 
 LEARNERS = [
-    Spec("exact"),
-    Spec("uoro"),
-    Spec("kf"),
-    Spec("ok", rank=2),
-    Spec("ok", rank=8),
-    Spec("tbptt", horizon=10),
+    Learner(Algorithm.EXACT),
+    Learner(Algorithm.UORO),
+    Learner(Algorithm.KF),
+    Learner(Algorithm.OK, rank=2),
+    Learner(Algorithm.OK, rank=8),
+    Learner(Algorithm.TBPTT, horizon=10),
 ]
 
 
@@ -124,13 +125,12 @@ def time_ok(module: ModuleType, n: int, batch: int, rank: int, steps: int, seed:
 
 def ok_speed(repeats: int, steps: int, n: int = 128, batch: int = 16, rank: int = 16) -> None:
     """Print the OK step of commit 41b53a1 against today's, interleaved, one thread."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
     old = baseline_module()
     times: dict[str, list[float]] = {"41b53a1": [], "today": []}
-    for _ in range(repeats):
-        times["41b53a1"].append(time_ok(old, n, batch, rank, steps))
-        times["today"].append(time_ok(rtrl, n, batch, rank, steps))
+    with threads(1):
+        for _ in range(repeats):
+            times["41b53a1"].append(time_ok(old, n, batch, rank, steps))
+            times["today"].append(time_ok(rtrl, n, batch, rank, steps))
     peak = matmul_peak()
     flops = ok_flops(n, batch, rank)
     total = sum(flops.values())
@@ -147,7 +147,6 @@ def ok_speed(repeats: int, steps: int, n: int = 128, batch: int = 16, rank: int 
         )
     ratios = [o / t for o, t in zip(times["41b53a1"], times["today"])]
     print("speed-up per repeat: " + ", ".join(f"{r:.2f}x" for r in ratios))
-    torch.set_num_threads(threads)
 
 
 def main() -> None:
@@ -176,13 +175,13 @@ def main() -> None:
     print(
         "each cell: time per step, MiB of the learner's persistent state (exact count), MiB of peak memory"
     )
-    seconds: dict[Spec, list[list[float]]] = {spec: [[] for _ in args.ns] for spec in LEARNERS}
-    state: dict[Spec, list[float]] = {spec: [0.0] * len(args.ns) for spec in LEARNERS}
-    peak: dict[Spec, list[float]] = {spec: [float("nan")] * len(args.ns) for spec in LEARNERS}
+    seconds: dict[Learner, list[list[float]]] = {spec: [[] for _ in args.ns] for spec in LEARNERS}
+    state: dict[Learner, list[float]] = {spec: [0.0] * len(args.ns) for spec in LEARNERS}
+    peak: dict[Learner, list[float]] = {spec: [float("nan")] * len(args.ns) for spec in LEARNERS}
     for _ in range(args.repeats):
         for i, n in enumerate(args.ns):
             for spec in LEARNERS:
-                steps = args.exact_steps if spec.kind == "exact" else args.steps
+                steps = args.exact_steps if spec.algorithm is Algorithm.EXACT else args.steps
                 s, mib, held = measure_step(spec, n, batch=args.batch, steps=steps, device=device)
                 seconds[spec][i].append(s)
                 state[spec][i] = held
@@ -213,7 +212,7 @@ def main() -> None:
             f"{spec.label:>14} " + " ".join(f"{c:>26}" for c in cells) + f" {fitted:>22}",
             flush=True,
         )
-    exact, ok = Spec("exact"), Spec("ok", rank=8)
+    exact, ok = Learner(Algorithm.EXACT), Learner(Algorithm.OK, rank=8)
     ratios = [e / o for e, o in zip(seconds[exact][-1], seconds[ok][-1])]
     print(
         f"at n = {args.ns[-1]}: OK (r=8) is "

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import pathlib
 
 import pytest
 import torch
@@ -521,9 +522,13 @@ def test_ptb_is_checked_by_its_hash_and_says_so_when_none_is_pinned(
     (folder / "ptb.char.valid.txt").write_bytes(content)
     digest = hashlib.sha256(content).hexdigest()
     # the git object id, against git itself
-    blob = subprocess.run(
-        ["git", "hash-object", "--stdin"], input=content, capture_output=True, check=True
-    ).stdout.decode().strip()
+    blob = (
+        subprocess.run(
+            ["git", "hash-object", "--stdin"], input=content, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .strip()
+    )
     assert sequences.git_blob_id(content) == blob
     monkeypatch.setitem(sequences.PTB_GIT_BLOBS, "valid", blob)
     monkeypatch.setitem(sequences.PTB_SHA256, "valid", None)
@@ -556,44 +561,80 @@ def test_ptb_dry_run_stands_in_random_text_of_its_vocabulary(
 # ----------------------------------------------------------------------------- the chapter's helpers
 
 
-def test_chapter_registry_names_builds_and_colours_every_learner() -> None:
+def test_chapter_learners_name_build_and_colour_every_algorithm() -> None:
     from nnstudies.chapters import rtrl as ch
 
     model = _model("rhn")
-    expected = {"exact": ExactRTRL, "uoro": UORO, "kf": KFRTRL, "ok": OK, "tbptt": TBPTT}
-    assert set(ch.LEARNERS) == set(expected)
-    for kind, cls in expected.items():
-        spec = ch.Spec(kind, rank=3, horizon=4)
-        learner = spec.build(model, torch.Generator().manual_seed(0))
-        assert type(learner) is cls and spec.colour
-    assert (
-        ch.Spec("ok", rank=3).build(model).rank == 3
-        and ch.Spec("tbptt", horizon=4).build(model).horizon == 4
-    )
-    assert (
-        ch.Spec("ok", rank=4).label == "OK (r=4)"
-        and ch.Spec("tbptt", horizon=3).label == "TBPTT (k=3)"
-    )
-    assert ch.Spec("ok", rank=2, unbiased=False).label == "OK (r=2), biased"
-    assert not ch.Spec("ok", rank=2, unbiased=False).build(model).unbiased
-    assert ch.Spec("ok", rank=1).colour != ch.Spec("ok", rank=16).colour
-    with pytest.raises(ValueError, match="unknown learner"):
-        ch.Spec("bogus")
-    for scale in ("smoke", "cpu", "full", "paper"):  # every preset is typed and complete
-        p = ch.PRESETS[scale]
+    A = ch.Algorithm
+    expected = {A.EXACT: ExactRTRL, A.UORO: UORO, A.KF: KFRTRL, A.OK: OK, A.TBPTT: TBPTT}
+    assert set(A) == set(expected)
+    for algorithm, cls in expected.items():
+        learner = ch.Learner(algorithm, rank=3, horizon=4)
+        built = learner.build(model, torch.Generator().manual_seed(0))
+        assert type(built) is cls and ch.colour(learner)
+    assert ch.Learner(A.OK, rank=3).build(model).rank == 3  # type: ignore[attr-defined]
+    assert ch.Learner(A.TBPTT, horizon=4).build(model).horizon == 4  # type: ignore[attr-defined]
+    assert ch.Learner(A.OK, rank=3, horizon=4) == ch.Learner(A.OK, rank=3)  # one key per setting
+    labels = [ch.Learner(a, rank=4, horizon=3).label for a in A]
+    assert labels == ["exact RTRL", "UORO", "KF-RTRL", "OK (r=4)", "TBPTT (k=3)"]
+    assert ch.Learner(A.OK, rank=2, unbiased=False).label == "OK (r=2), biased"
+    assert not ch.Learner(A.OK, rank=2, unbiased=False).build(model).unbiased  # type: ignore[attr-defined]
+    assert ch.colour(ch.Learner(A.OK, rank=1)) != ch.colour(ch.Learner(A.OK, rank=16))
+    with pytest.raises(TypeError, match="unknown learner"):
+        ch.Learner("ok")  # type: ignore[arg-type]
+    for p in ch.PRESETS.values():  # every preset is typed and complete
         assert p.horizon.horizons == (p.horizon.length + 1, p.horizon.length + 2)
         assert len(p.curriculum.seeds) >= 3 and len(p.characters.seeds) >= 2
+
+
+def test_chapter_runs_use_one_thread_and_restore_the_count(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    """A copy-task and a character run executed directly (not through a sweep's worker) train on
+    one torch thread, and leave the caller's thread count as it was."""
+    from dataclasses import replace
+
+    from nnstudies.chapters import rtrl as ch
+    from nnstudies.chapters.rtrl import characters, experiment
+    from nnstudies.runs import execute
+
+    seen: list[int] = []
+    for module in (experiment, characters):
+        real = module.fit
+
+        def counting(*args: object, _real=real, **kwargs: object):  # type: ignore[no-untyped-def]
+            seen.append(torch.get_num_threads())
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, "fit", counting)
+    p = ch.PRESETS["smoke"]
+    tiny = replace(p, horizon=replace(p.horizon, steps=3))
+    learner = ch.Learner(ch.Algorithm.OK, rank=2)
+    copy = replace(ch.copy_spec(learner, tiny, length=1), device="cpu")
+    chars = replace(ch.char_spec(learner, p), steps=2, eval_every=2, eval_steps=3, device="cpu")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for spec in (copy, chars):
+            run = execute(spec, root=tmp_path)
+            assert torch.get_num_threads() == 2
+            assert run.model().cell.hidden_size == p.copy.hidden  # type: ignore[union-attr]
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [1, 1]
+    copy_run = ch.CopyRun.of(execute(copy, root=tmp_path))
+    assert copy_run.spec == learner and len(copy_run.lengths) == 3 and copy_run.final_length == 1
 
 
 def test_chapter_online_step_through_fit_learns_the_copy_task_at_a_short_length() -> None:
     """The online step run by fit: OK(2) on T = 1 copies the bit after a few hundred updates (fixed seeds)."""
     from nnstudies.chapters import rtrl as ch
+    from nnstudies.device import threads
     from nnstudies.training import fit
 
-    torch.set_num_threads(1)
     model = ch.build_model(16, 4, 4, init_std=0.2, seed=0, device=torch.device("cpu"))
     task = CopyTask(8, T_start=1, curriculum=False, generator=torch.Generator().manual_seed(0))
-    learner = ch.Spec("ok", rank=2).build(model, torch.Generator().manual_seed(1))
+    learner = ch.Learner(ch.Algorithm.OK, rank=2).build(model, torch.Generator().manual_seed(1))
     learner.reset(8)
     seen: list[float] = []
     step = ch.online_step(
@@ -604,7 +645,8 @@ def test_chapter_online_step_through_fit_learns_the_copy_task_at_a_short_length(
         clip=1.0,
         observe=lambda s, loss: seen.append(loss),
     )
-    history = fit(step, steps=400, show_progress=False)
+    with threads(1):
+        history = fit(step, steps=400, show_progress=False)
     assert seen == history.train_loss
     assert sum(history.train_loss[-50:]) / 50 < 0.5 * sum(history.train_loss[:50]) / 50
     profile = ch.length_profile(model, [1])
@@ -619,14 +661,16 @@ def test_chapter_cost_study_exponents_and_interval() -> None:
         [2, 4, 8], [[1.0, 8.0, 64.0], [1.1, 8.0, 60.0], [0.9, 8.5, 66.0]]
     )
     assert lo < 3.0 < hi and abs(slope - 3.0) < 0.1
-    seconds, _, state = ch.measure_step(ch.Spec("ok", rank=2), 8, batch=2, steps=1)
-    assert state > 0 and seconds > 0
+    exact, ok = ch.Learner(ch.Algorithm.EXACT), ch.Learner(ch.Algorithm.OK, rank=2)
+    threads = torch.get_num_threads()
+    seconds, _, state = ch.measure_step(ok, 8, batch=2, steps=1)
+    assert state > 0 and seconds > 0 and torch.get_num_threads() == threads
     study = ch.CostStudy(
         (4, 8, 16),
         2,
-        {ch.Spec("exact"): [[1.0, 16.0, 256.0]] * 3, ch.Spec("ok", rank=2): [[1.0, 8.0, 64.0]] * 3},
-        ch.Spec("exact"),
-        ch.Spec("ok", rank=2),
+        {exact: [[1.0, 16.0, 256.0]] * 3, ok: [[1.0, 8.0, 64.0]] * 3},
+        exact,
+        ok,
         judged=False,
     )
     assert study.exponents(study.exact) == pytest.approx(

@@ -32,9 +32,10 @@ MODES = {
     "smoke": {"NNSTUDIES_SCALE": "smoke"},
     "full-dry": {"NNSTUDIES_SCALE": "full", "NNSTUDIES_DRY_RUN": "1"},
 }
-#: Recorded values that measure the machine rather than the method: never compared.
+#: Recorded values that measure the machine rather than the method: never compared (times, and
+#: chapter 4's cost claims, which are ratios and fitted exponents of measured seconds).
 TIMING = re.compile(
-    r"(^|[._ ])(seconds|secs|wall|time|times|timing|timings|ms|per_update_ms|environment|date)($|[._ ])",
+    r"(^|[._ ])(seconds|secs|wall|time|times|timing|timings|ms|per_update_ms|environment|date|cost_ratio|cost_exponent)($|[._ ])",
     re.IGNORECASE,
 )
 

@@ -1,0 +1,145 @@
+"""Chapter 4: online learning on the copy task and on characters, and the noise and cost of
+RTRL's approximations.
+
+The algorithms live in :mod:`nnstudies.rtrl` and the tasks in :mod:`nnstudies.tasks.sequences`.
+This package holds the chapter's settings per scale (:mod:`.presets`), its learners as data
+(:mod:`.learners`: :class:`Algorithm`, :class:`Learner`, the model and the online step), the
+copy-task runs and studies (:mod:`.experiment`), characters (:mod:`.characters`), the timing
+(:mod:`.cost`), the claims (:mod:`.claims`) and the figures and explorers (:mod:`.views`).
+Every training run is a spec executed by :mod:`nnstudies.runs`, cached by its fields.
+"""
+
+from __future__ import annotations
+
+from .characters import (
+    CharRun,
+    CharSpec,
+    CharStudy,
+    bigram_bits,
+    bits_per_char,
+    char_spec,
+    char_study,
+    text_data,
+    unigram_bits,
+)
+from .claims import CLAIMS, characters_learned, claim_values, optimal_kf_shares
+from .cost import (
+    CostStudy,
+    cost_study,
+    exponent_interval,
+    fit_exponent,
+    measure_step,
+    state_mib,
+)
+from .experiment import (
+    CopyResult,
+    CopyRun,
+    CopySpec,
+    CurriculumStudy,
+    HorizonStudy,
+    VarianceStudy,
+    copied_bit_loss,
+    copy_run,
+    copy_runs,
+    copy_spec,
+    curriculum_study,
+    exact_vs_bptt,
+    horizon_study,
+    length_profile,
+    smooth,
+    variance_study,
+)
+from .learners import Algorithm, Learner, build_model, generator, online_step
+from .presets import (
+    PRESETS,
+    CharSetting,
+    CostSetting,
+    CurriculumSetting,
+    HorizonSetting,
+    Network,
+    Preset,
+    VarianceSetting,
+)
+from .views import (
+    COLOURS,
+    colour,
+    curriculum_explorer_chart,
+    curriculum_explorer_rows,
+    curriculum_figure,
+    plot_char,
+    plot_cost,
+    plot_curriculum,
+    plot_horizon,
+    plot_length_profile,
+    plot_variance_rank,
+    plot_variance_steps,
+    variance_explorer_chart,
+    variance_explorer_figure,
+    variance_explorer_rows,
+)
+
+__all__ = [
+    "CLAIMS",
+    "COLOURS",
+    "PRESETS",
+    "Algorithm",
+    "CharRun",
+    "CharSetting",
+    "CharSpec",
+    "CharStudy",
+    "CopyResult",
+    "CopyRun",
+    "CopySpec",
+    "CostSetting",
+    "CostStudy",
+    "CurriculumSetting",
+    "CurriculumStudy",
+    "HorizonSetting",
+    "HorizonStudy",
+    "Learner",
+    "Network",
+    "Preset",
+    "VarianceSetting",
+    "VarianceStudy",
+    "bigram_bits",
+    "bits_per_char",
+    "build_model",
+    "char_spec",
+    "char_study",
+    "characters_learned",
+    "claim_values",
+    "colour",
+    "copied_bit_loss",
+    "copy_run",
+    "copy_runs",
+    "copy_spec",
+    "cost_study",
+    "curriculum_explorer_chart",
+    "curriculum_explorer_rows",
+    "curriculum_figure",
+    "curriculum_study",
+    "exact_vs_bptt",
+    "exponent_interval",
+    "fit_exponent",
+    "generator",
+    "horizon_study",
+    "length_profile",
+    "measure_step",
+    "online_step",
+    "optimal_kf_shares",
+    "plot_char",
+    "plot_cost",
+    "plot_curriculum",
+    "plot_horizon",
+    "plot_length_profile",
+    "plot_variance_rank",
+    "plot_variance_steps",
+    "smooth",
+    "state_mib",
+    "text_data",
+    "unigram_bits",
+    "variance_explorer_chart",
+    "variance_explorer_figure",
+    "variance_explorer_rows",
+    "variance_study",
+]
