@@ -166,7 +166,7 @@ def test_stored_notebook_is_current(path: Path) -> None:
         "no cell tagged 'parameters'"
     )
     # The badge image is Colab's own (it shows on Colab and GitHub); the book shows book/_static/colab-badge.svg
-    # in its place (tools/book.py: COLAB_BADGE), and `tools/book.py check` below matches the link to _config.yml.
+    # in its place (book/_ext/nnstudies_book.py: COLAB_BADGE), and `tools/book.py check` below matches the link to _config.yml.
     badge = re.compile(
         r"\[!\[[^\]]*\]\(https://colab\.research\.google\.com/assets/colab-badge\.svg\)\]"
         r"\(https://colab\.research\.google\.com/github/[^)\s]+/notebooks/"

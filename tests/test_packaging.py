@@ -21,9 +21,14 @@ def _norm(spec: str) -> str:
 
 def test_environment_yml_matches_pyproject() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    wanted = [*project["dependencies"], *(d for extra in project["optional-dependencies"].values() for d in extra)]
+    wanted = [
+        *project["dependencies"],
+        *(d for extra in project["optional-dependencies"].values() for d in extra),
+    ]
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
-    pip = next(item["pip"] for item in env["dependencies"] if isinstance(item, dict) and "pip" in item)
+    pip = next(
+        item["pip"] for item in env["dependencies"] if isinstance(item, dict) and "pip" in item
+    )
     assert sorted(map(_norm, pip)) == sorted(map(_norm, wanted))
     assert project["requires-python"] == ">=3.10,<3.14"
     assert "python>=3.10,<3.14" in env["dependencies"]
@@ -38,7 +43,21 @@ def test_readme_commands_and_ci() -> None:
     readme = (ROOT / "README.md").read_text()
     assert "make book" in readme and "make test" in readme
     ci = (ROOT / ".ci" / "run").read_text()
-    assert re.search(r"^make test$", ci, re.MULTILINE), ".ci/run must call the README's test command"
+    assert re.search(r"^make test$", ci, re.MULTILINE), (
+        ".ci/run must call the README's test command"
+    )
     makefile = (ROOT / "Makefile").read_text()
-    assert re.search(r"^book:", makefile, re.MULTILINE) and re.search(r"^test:", makefile, re.MULTILINE)
+    assert re.search(r"^book:", makefile, re.MULTILINE) and re.search(
+        r"^test:", makefile, re.MULTILINE
+    )
 
+
+def test_the_sphinx_extensions_load_without_torch() -> None:
+    """Building the book needs the stored notebooks only: its extensions import no nnstudies, no torch."""
+    import subprocess
+
+    code = (
+        "import sys; sys.path.insert(0, 'book/_ext'); import nnstudies_book, nnstudies_vega; "
+        "assert 'torch' not in sys.modules and 'nnstudies' not in sys.modules, sorted(sys.modules)"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

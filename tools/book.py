@@ -18,7 +18,6 @@ so a fresh clone knows its stored outputs are current without running anything.
 from __future__ import annotations
 
 import argparse
-import base64
 import hashlib
 import json
 import os
@@ -26,7 +25,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -41,6 +39,9 @@ SCALE = "cpu"
 
 sys.path.insert(0, str(ROOT / "lib"))
 sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+from nnstudies_book import mathjax
+
 from nnstudies.provenance import PACKAGE, imported_modules
 from nnstudies.provenance import source_hash as provenance_source_hash
 
@@ -104,11 +105,6 @@ def stored_hash(nb: nbformat.NotebookNode) -> str | None:
 
 
 # ----------------------------------------------------------------------------- sync
-
-# The badge image of every chapter's first cell. Colab and GitHub show it from Colab's site; the book
-# shows its own drawing in its place (BADGE_COPY, see `setup`), so that a page makes no request elsewhere.
-COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
-BADGE_COPY = "/book/_static/colab-badge.svg"  # from the book's root
 
 
 def synced(nb: nbformat.NotebookNode, name: str) -> nbformat.NotebookNode:
@@ -519,58 +515,6 @@ def student(out: Path | None = None) -> Path:
 
 # ----------------------------------------------------------------------------- build
 
-# MathJax is served by the book itself (no CDN: the book reads offline). The npm package is fetched once,
-# pinned and checked against the registry's integrity hash, into _build/vendor; every build copies the
-# parts a page loads (tex-chtml.js, its fonts, the TeX extensions it autoloads) into _static/mathjax.
-MATHJAX_VERSION = "3.2.2"
-MATHJAX_INTEGRITY = "sha512-Bt+SSVU8eBG27zChVewOicYs7Xsdt40qm4+UpHyX7k0/O9NliPc+x77k1/FEsPsjKPZGJvtRZM1vO+geW0OhGw=="
-MATHJAX_DIR = ROOT / "_build" / "vendor" / f"mathjax-{MATHJAX_VERSION}"
-MATHJAX_PARTS = ["tex-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions"]  # under es5/
-
-
-def mathjax() -> Path:
-    """The unpacked MathJax package (its es5 folder), fetched with npm on first use."""
-    es5 = MATHJAX_DIR / "es5"
-    if (es5 / "tex-chtml.js").is_file():
-        return es5
-    npm = shutil.which("npm")
-    help_ = (
-        f"The book serves MathJax {MATHJAX_VERSION} itself and fetches it once with npm. Install npm "
-        f"(Debian: apt-get install npm), or unpack the npm package mathjax@{MATHJAX_VERSION} into {MATHJAX_DIR}."
-    )
-    if npm is None:
-        raise SystemExit(f"npm not found. {help_}")
-    with tempfile.TemporaryDirectory() as tmp:
-        run = subprocess.run(
-            [npm, "pack", f"mathjax@{MATHJAX_VERSION}", "--silent"],
-            cwd=tmp,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        tarballs = list(Path(tmp).glob("mathjax-*.tgz"))
-        if run.returncode != 0 or len(tarballs) != 1:
-            raise SystemExit(
-                f"npm pack mathjax@{MATHJAX_VERSION} failed: {run.stderr.strip()[-2000:]}\n{help_}"
-            )
-        digest = (
-            "sha512-" + base64.b64encode(hashlib.sha512(tarballs[0].read_bytes()).digest()).decode()
-        )
-        if digest != MATHJAX_INTEGRITY:
-            raise SystemExit(
-                f"mathjax@{MATHJAX_VERSION} from npm has integrity {digest}, expected {MATHJAX_INTEGRITY}"
-            )
-        with tarfile.open(tarballs[0]) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:  # Python < 3.10.12: the tarball's integrity was checked above
-                tar.extractall(tmp)
-        MATHJAX_DIR.parent.mkdir(parents=True, exist_ok=True)
-        shutil.rmtree(MATHJAX_DIR, ignore_errors=True)
-        shutil.move(Path(tmp) / "package", MATHJAX_DIR)
-    print(f"fetched MathJax {MATHJAX_VERSION} into {MATHJAX_DIR.relative_to(ROOT)}")
-    return es5
-
 
 def build(out: Path | None = None) -> Path:
     """Build the HTML book from the stored outputs; warnings are errors. Returns the index page."""
@@ -594,91 +538,6 @@ def build(out: Path | None = None) -> Path:
     if not index.exists():
         raise SystemExit(f"the build finished but {index} is missing")
     return index
-
-
-# ----------------------------------------------------------------------------- Sphinx
-# This module is also the book's Sphinx extension (_config.yml: sphinx.local_extensions), for what only a
-# hook inside the build can do: serve MathJax and the Colab badge from the book, and label citations.
-
-
-def _author_year_labels() -> type:
-    """A pybtex label style: "Martens and Grosse, 2015", "Benzing et al., 2022", and a, b, ... where two
-    entries would read the same ("Benzing, 2022a" and "Benzing, 2022b"); "n.d." for an entry without a year."""
-    from collections.abc import Iterator
-
-    from pybtex.database import Entry, Person
-    from pybtex.richtext import Text
-    from pybtex.style.labels import BaseLabelStyle
-
-    def surname(person: Person) -> str:
-        return str(Text.from_latex(" ".join(person.prelast_names + person.last_names)))
-
-    def label(entry: Entry) -> tuple[str, str]:
-        """The label and the separator before a letter that tells it apart ("2022a", "n.d.-a")."""
-        people = entry.persons.get("author") or entry.persons.get("editor") or []
-        names = [surname(p) for p in people]
-        if not names:
-            raise ValueError(f"{entry.key}: a bibliography entry needs an author or an editor")
-        who = (
-            f"{names[0]} et al." if len(names) > 2 or names[-1] == "others" else " and ".join(names)
-        )
-        year = entry.fields.get("year")
-        return (f"{who}, {year}", "") if year else (f"{who}, n.d.", "-")
-
-    class AuthorYearLabels(BaseLabelStyle):
-        def format_labels(self, sorted_entries: list[Entry]) -> Iterator[str]:
-            labels = [label(entry) for entry in sorted_entries]
-            total = {text: [t for t, _ in labels].count(text) for text, _ in labels}
-            seen: dict[str, int] = {}
-            for text, sep in labels:
-                seen[text] = seen.get(text, 0) + 1
-                yield (
-                    text
-                    if total[text] == 1
-                    else text + sep + "abcdefghijklmnopqrstuvwxyz"[seen[text] - 1]
-                )
-
-    return AuthorYearLabels
-
-
-def setup(app):  # type: ignore[no-untyped-def]
-    """Sphinx extension: MathJax and the Colab badge served by the book; citations labelled author-year."""
-    from docutils import nodes
-    from pybtex.plugin import register_plugin
-    from pybtex.style.formatting.unsrt import Style
-
-    class AuthorYearStyle(Style):  # the bibliography style of _config.yml's bibtex_default_style
-        default_label_style = "nnstudies-author-year"
-        default_sorting_style = "author_year_title"
-
-    register_plugin("pybtex.style.labels", "nnstudies-author-year", _author_year_labels())
-    register_plugin("pybtex.style.formatting", "nnstudies-author-year", AuthorYearStyle)
-
-    def local_badge(app, doctree) -> None:  # type: ignore[no-untyped-def]
-        for image in doctree.findall(nodes.image):
-            if image["uri"] == COLAB_BADGE:
-                image["uri"] = BADGE_COPY  # Sphinx copies it into _images like any local image
-
-    def copy_mathjax(app, exception) -> None:  # type: ignore[no-untyped-def]
-        if exception is not None or app.builder.format != "html":
-            return
-        es5, target = mathjax(), Path(app.outdir) / "_static" / "mathjax"
-        for part in MATHJAX_PARTS:
-            if (es5 / part).is_dir():
-                shutil.copytree(es5 / part, target / part, dirs_exist_ok=True)
-            else:
-                (target / part).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(es5 / part, target / part)
-        license_ = MATHJAX_DIR / "LICENSE"
-        if license_.is_file():
-            shutil.copy2(license_, target / "LICENSE")
-
-    app.connect("builder-inited", lambda app: mathjax())
-    app.connect(
-        "doctree-read", local_badge, priority=400
-    )  # before Sphinx collects the images (500)
-    app.connect("build-finished", copy_mathjax)
-    return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 
 def main() -> None:
