@@ -3,9 +3,11 @@
 #   make test   lint and types, unit tests, every chapter at smoke scale (papermill and nbval) and at paper
 #               in a dry run, the book build, a browser test
 # And for maintainers:
-#   make results SCALE=full [CHAPTER=00]   runs chapters at full (or paper) and stores results/<chapter>/<scale>.json
-#                                          (NNSTUDIES_RESULTS_CACHE=dir: use dir as the model cache, so that a second
-#                                          process with NNSTUDIES_CACHE=dir can train some of the runs in parallel)
+#   make results SCALE=full [CHAPTER=00]   runs chapters at full (or paper) and stores results/<chapter>/<scale>.json;
+#                                          each chapter's sweeps run on every core (EXECUTOR=slurm: as SLURM job
+#                                          arrays through submitit; WORKERS=n: n processes)
+#   make verify [CHAPTER=00]               after a refactor: certify stored results whose numbers are unchanged
+#                                          (tools/book.py verify), or say which chapters must be re-run
 #   make student                           the student edition: notebooks without solutions, in _build/student
 # Both create and reuse a virtual environment in .venv. Torch is installed only when none imports
 # (TORCH_SPEC, default the version the book is tested with); an installed torch is never replaced.
@@ -16,7 +18,7 @@ TORCH_SPEC ?= torch==2.13.0
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.nnstudies-installed
 
-.PHONY: book test lint results student env sync execute html clean
+.PHONY: book test lint results verify student env sync execute html clean
 
 # Fashion-MNIST, the full scale's real data (nnstudies.data): Debian's package where make runs as root with apt.
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
@@ -65,19 +67,26 @@ lint: $(STAMP)
 
 SCALE ?= full
 CHAPTER ?=
+EXECUTOR ?= local
+WORKERS ?=
 results: $(STAMP)
-	OMP_WAIT_POLICY=PASSIVE $(PY) tools/book.py results --scale $(SCALE) $(CHAPTER)
+	OMP_WAIT_POLICY=PASSIVE NNSTUDIES_EXECUTOR=$(EXECUTOR) $(if $(WORKERS),NNSTUDIES_WORKERS=$(WORKERS)) \
+	  $(PY) tools/book.py results --scale $(SCALE) $(CHAPTER)
+
+verify: $(STAMP)
+	OMP_WAIT_POLICY=PASSIVE $(PY) tools/book.py verify $(CHAPTER)
 
 student: $(STAMP)
 	$(PY) tools/book.py student
 
 # The tests run in parallel, a test file (or notebook) per worker at a time (pytest-xdist --dist loadfile),
-# one torch thread each, so that two workers share two cores without OpenMP's busy-waiting. MNIST-1D is
-# made before they start, so that no two workers write it at once.
+# one torch thread each, so that two workers share two cores without OpenMP's busy-waiting; the chapters'
+# sweeps run inside each worker (NNSTUDIES_WORKERS=1; tests/test_runs.py tests the process pool and
+# submitit). MNIST-1D is made before they start, so that no two workers write it at once.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ "$$n" -gt 4 ] && n=4; echo $$n)
 test: lint
 	$(PY) -c "from nnstudies.data import load_dataset; load_dataset('mnist1d')"
-	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE NNSTUDIES_SCALE=smoke NNSTUDIES_STATIC=1 \
+	OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE NNSTUDIES_SCALE=smoke NNSTUDIES_STATIC=1 NNSTUDIES_WORKERS=1 \
 	  NNSTUDIES_CACHE=$(CURDIR)/_build/test-cache $(PY) -m pytest tests notebooks --nbval-lax \
 	  --nbval-current-env -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile
 
