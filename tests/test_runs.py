@@ -168,3 +168,17 @@ def test_warm_up_follows_its_formula() -> None:
         fit(step, steps=6, scheduler=spec.scheduler(opt), show_progress=False)
     assert seen == [0.3 * min(1.0, k / 4) for k in range(1, 7)]
     assert OptimizerSpec(lr=0.3).scheduler(opt) is None
+
+
+def test_a_divergence_crosses_process_boundaries_intact(tmp_path: Path) -> None:
+    import pickle
+
+    error = DivergenceError(3, math.nan, History(step=[1, 2], train_loss=[1.0, 2.0]), " (lr=9)")
+    again = pickle.loads(pickle.dumps(error))
+    assert (again.step, again.history.train_loss, str(again)) == (3, [1.0, 2.0], str(error))
+
+
+def test_the_device_is_part_of_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    cpu = runs.spec_key(Regression())
+    monkeypatch.setattr(runs, "get_device", lambda: torch.device("meta"))
+    assert runs.spec_key(Regression()) != cpu

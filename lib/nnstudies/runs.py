@@ -52,7 +52,7 @@ import torch
 from torch import nn
 
 from .cache import cache_dir
-from .device import threads
+from .device import get_device, threads
 from .progress import QUIET_ENV, progress
 from .provenance import canonical, numeric_hash
 from .scales import dry_run
@@ -102,14 +102,16 @@ class Spec:
 
 
 def spec_key(spec: Spec) -> str:
-    """The cache key of ``spec``: its fields and the numeric code of its module (see
-    :func:`~nnstudies.provenance.numeric_hash`); a dry run keeps its two-step runs apart.
+    """The cache key of ``spec``: its fields, the numeric code of its module (see
+    :func:`~nnstudies.provenance.numeric_hash`) and the kind of device it runs on; a dry run keeps
+    its two-step runs apart.
     """
     if not (dataclasses.is_dataclass(spec) and type(spec).__dataclass_params__.frozen):  # type: ignore[attr-defined]
         raise TypeError(f"{type(spec).__name__} must be a frozen dataclass to be a run spec")
     text = json.dumps(canonical(spec), sort_keys=True, separators=(",", ":"))
     code = numeric_hash([type(spec).__module__])
-    return hashlib.sha256(f"{code}|{'dry' if dry_run() else ''}|{text}".encode()).hexdigest()[:32]
+    where = f"{get_device().type}|{'dry' if dry_run() else ''}"  # a GPU's run is not a CPU's
+    return hashlib.sha256(f"{code}|{where}|{text}".encode()).hexdigest()[:32]
 
 
 # ----------------------------------------------------------------------------- results on disk

@@ -101,8 +101,11 @@ class DivergenceError(RuntimeError):
     """
 
     def __init__(self, step: int, loss: float, history: History, hint: str = "") -> None:
-        self.step, self.loss, self.history = step, loss, history
+        self.step, self.loss, self.history, self.hint = step, loss, history, hint
         super().__init__(f"training diverged: the loss became {loss} at step {step}{hint}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # intact across processes (an engine worker's error)
+        return (type(self), (self.step, self.loss, self.history, self.hint))
 
 
 class Optimizer(enum.Enum):
