@@ -5,6 +5,7 @@ closed forms.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 import numpy as np
 import pytest
@@ -26,6 +27,7 @@ from nnstudies.permutations import (
     repair,
     scramble,
 )
+from nnstudies.training import OptimizerSpec
 
 torch.manual_seed(0)
 MODELS = {
@@ -205,6 +207,7 @@ def test_bad_inputs_are_clear_errors() -> None:
 def test_every_scale_has_a_typed_preset() -> None:
     from nnstudies.chapters import permutations as ch
     from nnstudies.scales import SCALES
+    from nnstudies.training import Optimizer
 
     for scale in SCALES:
         p = ch.preset(scale)
@@ -218,12 +221,16 @@ def test_every_scale_has_a_typed_preset() -> None:
         (1000,),
         False,
     )
-    assert (paper.training.optimizer, paper.training.lr, paper.training.steps) == (
-        "adamw",
+    assert (paper.training.optimizer.kind, paper.training.lr, paper.training.steps) == (
+        Optimizer.ADAMW,
         1e-3,
         500,
     )
-    assert ch.PRESETS["full"].mlp == paper and ch.PRESETS["full"].conv.small.network.kind == "cnn"
+    assert paper.training.optimizer.weight_decay == 0.01
+    assert (
+        ch.PRESETS["full"].mlp == paper
+        and ch.PRESETS["full"].conv.small.network.kind is ch.Architecture.CNN
+    )
 
 
 def test_snapshots_are_taken_by_update_count(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -232,12 +239,12 @@ def test_snapshots_are_taken_by_update_count(monkeypatch: pytest.MonkeyPatch) ->
 
     monkeypatch.delenv("NNSTUDIES_DRY_RUN", raising=False)
     setup = ch.Setup(
-        "mnist1d", ch.Network("mlp", (16,)), ch.Training("sgd", 0.05, 7, 40), 1000, 100
+        "mnist1d", ch.Network("mlp", (16,)), ch.Training(OptimizerSpec(lr=0.05), 7, 40), 1000, 100
     )
     trained = ch.train_network(setup, seed=3, snapshot_at=(3, 50))  # 50 > 7 updates: ignored
     assert sorted(trained.snapshots) == [0, 3, 7] and trained.history.step[-1] == 7
     torch.manual_seed(3)
-    fresh = setup.network.build(ch.load_data(setup))
+    fresh = ch.build_network(setup.network, ch.load_data(setup))
     assert _equal_state(trained.init, fresh), "snapshot 0 is the initialisation"
     assert _equal_state(trained.snapshots[7], trained.model), (
         "the last snapshot is the trained model"
@@ -355,7 +362,7 @@ def test_training_until_a_loss_stops_at_the_first_check_below_it(
 
     monkeypatch.delenv("NNSTUDIES_DRY_RUN", raising=False)
     base = ch.Setup(
-        "mnist1d", ch.Network("mlp", (16,)), ch.Training("sgd", 0.05, 40, 40), 1000, 100
+        "mnist1d", ch.Network("mlp", (16,)), ch.Training(OptimizerSpec(lr=0.05), 40, 40), 1000, 100
     )
     full = ch.train_network(base, seed=4)
     losses = full.history.train_loss
@@ -377,34 +384,38 @@ def test_a_net_that_never_reaches_the_target_is_set_aside_for_a_reserve_seed(
 ) -> None:
     """The reserve rule: seed s missing the target is replaced by s + 1000, then s + 2000; the
     seeds set aside are recorded; with no reserve left the last net is kept; without a target,
-    or once reached, nothing is replaced.
+    or once reached, nothing is replaced. The first tries run as one sweep, then each round of
+    reserves that is needed.
     """
     from nnstudies.chapters import permutations as ch
+    from nnstudies.chapters.permutations import experiment as ex
     from nnstudies.training import History
 
     final = {3: 2.0, 1003: 0.5, 5: 2.0, 1005: 2.0, 2005: 1.9, 7: 0.4}
-    calls: list[int] = []
+    sweeps: list[list[int]] = []
 
-    def fake(setup: ch.Setup, *, seed: int, snapshot_at: object = ()) -> ch.Trained:
-        calls.append(seed)
-        history = History(step=[1], train_loss=[final[seed]])
-        return ch.Trained(nn.Linear(1, 1), history, {})
+    def fake_run_all(specs: list[ex.TrainNetwork], **_: object) -> list[ex.TrainNetwork]:
+        sweeps.append([s.seed for s in specs])
+        return list(specs)
 
-    monkeypatch.setattr(ch, "train_network", fake)
+    def fake_trained(spec: ex.TrainNetwork) -> ex.Trained:
+        history = History(step=[1], train_loss=[final[spec.seed]])
+        return ex.Trained(nn.Linear(1, 1), history, {}, spec.seed)
+
+    monkeypatch.setattr(ex, "run_all", fake_run_all)
+    monkeypatch.setattr(ex, "_trained", fake_trained)
     net = ch.Network("cnn", (2, 2, 2, 2), bias=False)
-    rule = ch.Training("sgd", 0.1, 10, 10, until_loss=0.85, reserves=2)
-    setup = ch.Setup("mnist1d", net, rule)
-    a = ch._reaching_target(setup, 3, ())
-    assert (a.seed, a.set_aside, calls) == (1003, (3,), [3, 1003])
-    b = ch._reaching_target(setup, 5, ())
+    rule = ch.Setup(
+        "mnist1d", net, ch.Training(OptimizerSpec(), 10, 10, until_loss=0.85, reserves=2)
+    )
+    a, b, c = ex.train_all([ex.network_spec(rule, s) for s in (3, 5, 7)])
+    assert (a.seed, a.set_aside) == (1003, (3,))
     assert (b.seed, b.set_aside, b.final_train_loss) == (2005, (5, 1005), 1.9)
-    calls.clear()
-    c = ch._reaching_target(setup, 7, ())
-    assert (c.seed, c.set_aside, calls) == (7, (), [7])
-    no_target = dataclasses.replace(setup, training=dataclasses.replace(rule, until_loss=None))
-    assert ch._reaching_target(no_target, 5, ()).set_aside == ()
-    no_reserve = dataclasses.replace(setup, training=dataclasses.replace(rule, reserves=0))
-    assert ch._reaching_target(no_reserve, 5, ()).seed == 5
+    assert (c.seed, c.set_aside) == (7, ())
+    assert sweeps == [[3, 5, 7], [1003, 1005], [2005]]
+    no_target = rule.with_training(until_loss=None)
+    assert ex.train_all([ex.network_spec(no_target, 5)])[0].set_aside == ()
+    assert ex.train_all([ex.network_spec(rule.with_training(reserves=0), 5)])[0].seed == 5
 
 
 def test_warmup_only_changes_the_first_updates(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -415,15 +426,118 @@ def test_warmup_only_changes_the_first_updates(monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.delenv("NNSTUDIES_DRY_RUN", raising=False)
     base = ch.Setup(
-        "mnist1d", ch.Network("mlp", (16,)), ch.Training("sgd", 0.05, 10, 40), 1000, 100
+        "mnist1d", ch.Network("mlp", (16,)), ch.Training(OptimizerSpec(lr=0.05), 10, 40), 1000, 100
     )
 
     def run(warmup: int) -> list[float]:
-        setup = dataclasses.replace(
-            base, training=dataclasses.replace(base.training, warmup=warmup)
-        )
+        setup = base.with_training(optimizer=OptimizerSpec(lr=0.05, warmup=warmup))
         return ch.train_network(setup, seed=5).history.train_loss
 
     plain, warm, one = run(0), run(5), run(1)
     assert warm[0] == plain[0] and warm[1:] != plain[1:]
     assert one == plain
+
+
+# ----------------------------------------------------------------------------- the engine's route
+
+
+def _tiny(steps: int, **changes: Any) -> Any:
+    from nnstudies.chapters import permutations as ch
+
+    training = dataclasses.replace(ch.Training(OptimizerSpec(lr=0.05), steps, 40), **changes)
+    return ch.Setup("mnist1d", ch.Network("mlp", (16,)), training, 1000, 100)
+
+
+def test_training_to_a_target_uses_fits_stop_and_matches_the_uncut_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Training to a target ends inside ``fit`` (``history.stopped_at``; no NaN step, no cut
+    history): its history, snapshots and weights are bit-identical to the same run's, trained
+    without a reachable target, up to the stop; its last evaluation is that of the stopped
+    weights.
+    """
+    from nnstudies.chapters import permutations as ch
+    from nnstudies.training import evaluate
+
+    monkeypatch.delenv("NNSTUDIES_DRY_RUN", raising=False)
+    uncut = ch.train_network(_tiny(40, until_loss=-1.0, check_every=5), seed=4)
+    losses = uncut.history.train_loss
+    running = {u: uncut.history.running_loss(u) for u in range(5, 41, 5)}
+    target = sorted(running.values())[3]
+    expected = min(u for u, r in running.items() if r <= target)
+    stopped = ch.train_network(_tiny(40, until_loss=target, check_every=5), seed=4)
+    assert stopped.history.stopped_at == expected and stopped.updates == expected
+    assert stopped.history.train_loss == losses[:expected]
+    assert sorted(stopped.snapshots) == [u for u in sorted(uncut.snapshots) if u <= expected]
+    for u, net in stopped.snapshots.items():
+        assert _equal_state(net, uncut.snapshots[u])
+    assert _equal_state(stopped.model, uncut.snapshots[expected])
+    data = ch.load_data(_tiny(40))
+    assert stopped.history.eval_step[-1] == expected
+    last = evaluate(uncut.snapshots[expected], data.x_test, data.y_test)
+    assert (stopped.history.test_loss[-1], stopped.history.test_accuracy[-1]) == last
+    assert uncut.history.stopped_at is None and uncut.updates == 40
+
+
+def test_warmup_is_a_scheduler_bit_identical_to_writing_the_rate(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Warm-up reaches the optimizer as ``OptimizerSpec.scheduler`` passed to ``fit`` (nothing
+    writes ``param_groups`` in the step), and trains exactly as lr·min(1, k/warmup) written
+    before update k.
+    """
+    import torch.nn.functional as F
+
+    from nnstudies.chapters.permutations import experiment as ex
+    from nnstudies.training import minibatches
+
+    monkeypatch.delenv("NNSTUDIES_DRY_RUN", raising=False)
+    schedulers: list[object] = []
+    real_fit = ex.fit
+
+    def spy(*args: object, **kwargs: object) -> object:
+        schedulers.append(kwargs.get("scheduler"))
+        return real_fit(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ex, "fit", spy)
+    setup = _tiny(10, optimizer=OptimizerSpec(lr=0.05, warmup=5))
+    trained = ex.train_network(setup, seed=5)
+    assert isinstance(schedulers[0], torch.optim.lr_scheduler.LambdaLR)
+    data = ex.load_data(setup)
+    torch.manual_seed(5)
+    model = ex.build_network(setup.network, data)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    batches = minibatches(data, 40, seed=5)
+    losses = []
+    for k in range(1, 11):
+        for group in opt.param_groups:
+            group["lr"] = 0.05 * min(1.0, k / 5)
+        x, y = next(batches)
+        loss = F.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert trained.history.train_loss == losses and _equal_state(trained.model, model)
+
+
+def test_trained_seed_is_the_seed_that_trained_the_network(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``Trained.seed`` is the training seed on every path (it was 0 off the reserve path), and the
+    pairs of a study go through one sweep.
+    """
+    from nnstudies.chapters.permutations import experiment as ex
+
+    monkeypatch.setenv("NNSTUDIES_DRY_RUN", "1")
+    assert ex.train_network(_tiny(5), seed=3).seed == 3
+    sweeps: list[int] = []
+    real = ex.run_all
+
+    def counting(specs: list[ex.TrainNetwork], **kwargs: object) -> list[object]:
+        sweeps.append(len(specs))
+        return real(specs, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ex, "run_all", counting)
+    pairs = ex.train_pairs(_tiny(5), 2)
+    assert [(a.seed, b.seed) for a, b in pairs] == [(0, 1), (2, 3)] and sweeps == [4]
