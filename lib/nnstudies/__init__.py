@@ -6,7 +6,7 @@ Three layers:
   seeding), ``data`` (data sets), ``models`` (MLP, CNN), ``training`` (the one loop,
   :func:`fit`), ``runs`` (run specs, :func:`execute` and :func:`run_all`, the engine that
   spreads a sweep over every core or a cluster), ``cache`` (where runs are kept), ``plotting``,
-  ``widgets`` (explorers), ``results`` (recorded numbers, the results store, claims),
+  ``explorer`` (widgets and the book's explorers), ``results`` (recorded numbers, the results store, claims),
   ``listing`` (the method on the page), ``provenance``;
 - **methods** — ``permutations``, ``optim``, ``continual``, ``rtrl``: each algorithm in
   one place, named as in its paper, with its equation in the docstring;
@@ -31,6 +31,7 @@ import torch
 from .cache import cached, clear_cache
 from .data import DATASETS, Dataset, DownloadError, load_dataset
 from .device import describe_device, get_device, seed_everything
+from .explorer import Choice, LogSlider, Slider, explore
 from .listing import show_code
 from .models import CNN, MLP
 from .plotting import use_style
@@ -39,7 +40,6 @@ from .results import Claim, Rule, claims_table, load_results, record
 from .runs import Run, Spec, execute, run_all
 from .scales import SCALES, check_scale, dry_run, pick, resolve_scale
 from .training import DivergenceError, History, evaluate, fit, train
-from .widgets import Choice, LogSlider, Slider, explore
 
 __version__ = "0.2.0"
 

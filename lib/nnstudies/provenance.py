@@ -53,7 +53,6 @@ NOT_NUMERIC = frozenset(
         "nnstudies.progress",
         "nnstudies.provenance",
         "nnstudies.results",
-        "nnstudies.widgets",
     }
 )
 #: Module names (last part) that are never numeric anywhere in the package: a chapter's
