@@ -113,6 +113,19 @@ def test_unknown_settings_are_errors(monkeypatch: pytest.MonkeyPatch) -> None:
         runs.default_workers()
 
 
+def test_every_run_executes_on_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[int] = []
+    monkeypatch.setattr(
+        Regression,
+        "build",
+        lambda self: seen.append(torch.get_num_threads()) or torch.nn.Linear(16, 1),
+    )
+    with threads(2):
+        runs.execute(Regression(seed=11))
+        assert torch.get_num_threads() == 2
+    assert seen == [1]
+
+
 def test_one_thread_policy_restores_the_count() -> None:
     before = torch.get_num_threads()
     with threads(1):

@@ -378,7 +378,8 @@ def environment() -> dict[str, Any]:
         "device": f"{device.type} ({name})",
         "cpu": _cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(),  # of this process; runs of the engine use one each
+        "threads_per_run": 1,
         "torch": torch.__version__,
         "python": platform.python_version(),
         "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),

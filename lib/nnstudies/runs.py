@@ -218,7 +218,7 @@ def execute(
     refresh: bool = False,
     cache: bool = True,
 ) -> Run[Any]:
-    """Execute ``spec`` (or load it from the cache); return its :class:`Run`.
+    """Execute ``spec`` (or load it from the cache), on one torch thread; return its :class:`Run`.
 
     ``refresh=True`` runs it again regardless; ``cache=False`` neither reads nor writes the cache.
     """
@@ -229,8 +229,9 @@ def execute(
         if found is not None:
             return found
     started = time.perf_counter()
-    model = spec.build()
-    result = spec.train(model)
+    with threads(1):  # the engine's policy: the same numbers here, in a pool or on a cluster
+        model = spec.build()
+        result = spec.train(model)
     seconds = time.perf_counter() - started
     state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
     if cache:
@@ -343,8 +344,7 @@ def _in_worker(spec: Spec, root: str, env: dict[str, str]) -> Run[Any]:
     os.environ.update({**env, QUIET_ENV: "1"})
     if torch.cuda.is_available():
         torch.cuda.set_device(os.getpid() % torch.cuda.device_count())
-    with threads(1):
-        run = execute(spec, root=root)
+    run = execute(spec, root=root)
     run.spec = spec
     return run
 
@@ -390,8 +390,7 @@ def run_all(
         if local:
             for key, spec in todo.items():
                 try:
-                    with threads(1):
-                        done[key] = execute(spec, root=folder)
+                    done[key] = execute(spec, root=folder)
                 except Exception as error:  # noqa: BLE001 - reported with its spec below
                     failures.append((spec, error))
                 bar.update(1)
