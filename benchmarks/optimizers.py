@@ -35,6 +35,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from nnstudies import MLP, optim
+from nnstudies.device import threads
 from nnstudies.optim import training_step
 
 BATCH = 100
@@ -217,10 +218,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU")
-    bench("MLP 784-1000-1000-1000-10", paper_mlp, args.updates, args.repeats)
-    bench("conv net (Fashion-MNIST shape)", conv_net, args.updates, args.repeats)
+    with threads(args.threads):
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), CPU")
+        bench("MLP 784-1000-1000-1000-10", paper_mlp, args.updates, args.repeats)
+        bench("conv net (Fashion-MNIST shape)", conv_net, args.updates, args.repeats)
 
 
 if __name__ == "__main__":

@@ -479,19 +479,18 @@ def test_tuning_avoids_the_edge_of_stability() -> None:
     """A grid point whose next larger learning rate fails (diverges, climbs, or ends 10× worse) is
     not chosen.
     """
-    from nnstudies.chapters.neuron_descent import Run, Setting, TuningResult
+    from nnstudies.chapters.neuron_descent import Method, MethodRun, Setting, TuningResult
     from nnstudies.training import History
 
-    def run(final: float, best: float | None = None, diverged: bool = False) -> Run:
+    def run(final: float, best: float | None = None, diverged: bool = False) -> MethodRun:
         h = History(
             train_loss=[2.3], eval_step=[1, 2], metrics={"train_loss": [best or final, final]}
         )
-        if diverged:
-            h.metrics["diverged_at"] = [7.0]
-        return Run("sgd", Setting(0.1), 0, h)
+        h.diverged_at = 7 if diverged else None
+        return MethodRun(Method.SGD, Setting(0.1), 0, h)
 
     tuning = TuningResult(
-        "sgd",
+        Method.SGD,
         {
             Setting(0.01): [run(0.3)],
             Setting(0.03): [run(0.1)],
@@ -516,35 +515,41 @@ def test_tuning_avoids_the_edge_of_stability() -> None:
 def test_tuning_grid_grows_past_a_winning_end(monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``extend=2`` a grid whose best learning rate sits at an end gains the next 1-3-10 step
     beyond it, at most twice per end, and the choice then needs the added point's stability; a
-    best point inside the grid adds nothing.
+    best point inside the grid adds nothing. Each round is one run_all over the round's points.
     """
     from dataclasses import replace
 
-    from nnstudies.chapters import neuron_descent as ch
+    from nnstudies.chapters.neuron_descent import Method, Setting, grid, studies, tune
+    from nnstudies.chapters.neuron_descent.presets import SMOKE
+    from nnstudies.runs import Run
     from nnstudies.training import History
 
-    def fake(
-        method: str, *, scale: str, seed: int, kind: str, setting: ch.Setting, **_: object
-    ) -> ch.Run:
-        final = 0.01 * (1 + abs(math.log10(setting.lr / best_lr)))  # lowest at best_lr
-        h = History(train_loss=[2.3], eval_step=[1], metrics={"train_loss": [final]})
-        return ch.Run(method, setting, seed, h)
+    rounds: list[int] = []
 
-    exp = replace(
-        ch.PRESETS["smoke"].mlp, grids={"sgd": ch._grid((0.01, 0.03, 0.1))}, extend=2
+    def fake(specs: list, **_: object) -> list[Run]:
+        rounds.append(len(specs))
+        out = []
+        for spec in specs:
+            final = 0.01 * (1 + abs(math.log10(spec.setting.lr / best_lr)))  # lowest at best_lr
+            h = History(train_loss=[2.3], eval_step=[1], metrics={"train_loss": [final]})
+            out.append(Run(spec, "key", {}, h, 0.0))
+        return out
+
+    preset = replace(
+        SMOKE, mlp=replace(SMOKE.mlp, grids={Method.SGD: grid((0.01, 0.03, 0.1))}, extend=2)
     )
-    monkeypatch.setitem(ch.PRESETS, "smoke", replace(ch.PRESETS["smoke"], mlp=exp))
-    monkeypatch.setattr(ch, "train_run", fake)
+    monkeypatch.setattr(studies, "run_all", fake)
     lrs = lambda result: sorted(s.lr for s in result.runs)
     best_lr = 0.3  # one step above the grid: 0.3 is added, then 1.0 checks it
-    result = ch.tune("sgd", scale="smoke")
+    result = tune(preset, Method.SGD)
     assert lrs(result) == [0.01, 0.03, 0.1, 0.3, 1.0]
-    assert result.choice == ch.Setting(0.3)
+    assert result.choice == Setting(0.3)
+    assert rounds == [3, 1, 1]
     best_lr = 100.0  # far above: two steps, and the best stays on the edge, unchosen
-    result = ch.tune("sgd", scale="smoke")
+    result = tune(preset, Method.SGD)
     assert lrs(result) == [0.01, 0.03, 0.1, 0.3, 1.0]
-    assert result.choice == ch.Setting(0.3)
+    assert result.choice == Setting(0.3)
     best_lr = 0.001  # below: 0.003, then 0.001
-    assert lrs(ch.tune("sgd", scale="smoke")) == [0.001, 0.003, 0.01, 0.03, 0.1]
+    assert lrs(tune(preset, Method.SGD)) == [0.001, 0.003, 0.01, 0.03, 0.1]
     best_lr = 0.03  # inside: nothing added
-    assert lrs(ch.tune("sgd", scale="smoke")) == [0.01, 0.03, 0.1]
+    assert lrs(tune(preset, Method.SGD)) == [0.01, 0.03, 0.1]

@@ -1,0 +1,463 @@
+"""The optimizers FOOF, KFAC and NaturalGradient (one update θ ← θ − η Δ each), and
+:func:`training_step`, which calls any optimizer as it needs."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .curvature import (
+    _DAMPING_KINDS,
+    _ORDERS,
+    DampedInverse,
+    _check_damping,
+    damped_inverse,
+    input_factor,
+    output_factor,
+)
+from .directions import woodbury_solve
+from .layers import (
+    Layer,
+    _check_kinds,
+    _loss,
+    _patches,
+    _positions,
+    _split,
+    _weight_matrix,
+    layer_statistics,
+    sample_labels,
+    supported_layers,
+)
+
+# ----------------------------------------------------------------------------- optimizers
+
+
+class _LayerwiseOptimizer(torch.optim.Optimizer):
+    """Shared machinery: one parameter group over ``model``'s Linear/Conv2d layers, hooks,
+    heavy-ball momentum.
+    """
+
+    def __init__(
+        self, model: nn.Module, lr: float, damping: float, momentum: float, order: str = "auto"
+    ) -> None:
+        if order not in _ORDERS:
+            raise ValueError(f"unknown order {order!r}; choose one of {_ORDERS}")
+        self.order = order
+        if not (lr > 0 and math.isfinite(lr)):
+            raise ValueError(f"learning rate must be positive and finite, got {lr}")
+        _check_damping(damping)
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum}")
+        self.model = model
+        self.layers = supported_layers(model)
+        super().__init__(
+            list(model.parameters()), {"lr": lr, "damping": damping, "momentum": momentum}
+        )
+        self.steps = 0
+        self._inputs: dict[nn.Module, torch.Tensor] = {}
+        self._outputs: dict[nn.Module, torch.Tensor] = {}
+        self._output_grads: dict[nn.Module, torch.Tensor] = {}
+        self._record = False
+        self._capture = False  # keep ∂L/∂(layer output) of the next backward (factored order)
+        self._hooks = [layer.register_forward_hook(self._forward_hook) for layer in self.layers]
+
+    def _forward_hook(
+        self, layer: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor
+    ) -> None:
+        if self._record and torch.is_grad_enabled():
+            self._inputs[layer] = inputs[0].detach()
+            self._outputs[layer] = output
+            if output.requires_grad and self._factored(layer, inputs[0]):
+                output.register_hook(lambda g, layer=layer: self._keep_output_grad(layer, g))
+
+    def _factored(self, layer: nn.Module, x: torch.Tensor) -> bool:
+        """Whether this layer's direction is built in the factored order (see :meth:`_direction`)
+        on inputs ``x``.
+        """
+        if self.order == "dense" or not isinstance(layer, nn.Linear):
+            return False
+        if self.order == "factored":
+            return True
+        rows = x.numel() // x.shape[-1]  # examples (× positions)
+        m, n = layer.in_features + (layer.bias is not None), layer.out_features
+        two_sided = isinstance(self, KFAC)
+        factored = rows * (m * m + n * m + (n * n if two_sided else 0))
+        dense = n * m * m + (n * n * m if two_sided else 0)
+        return factored < dense
+
+    def _keep_output_grad(self, layer: nn.Module, grad: torch.Tensor) -> None:
+        if self._capture:
+            self._output_grads[layer] = grad.detach()
+
+    def remove_hooks(self) -> None:
+        """Detach the optimizer from the model (its forward passes are no longer observed)."""
+        for h in self._hooks:
+            h.remove()
+
+    def _gradient(self, layer: Layer) -> torch.Tensor:
+        """The raw gradient of W̃ from ``.grad``, with heavy-ball momentum applied (v ← μv + ∇)."""
+        grad = self._raw_gradient(layer)
+        mu = self.param_groups[0]["momentum"]
+        if mu == 0:
+            return grad
+        state = self.state[layer.weight]
+        buf = state.get("momentum_buffer")
+        state["momentum_buffer"] = grad.clone() if buf is None else buf.mul_(mu).add_(grad)
+        return state["momentum_buffer"]
+
+    def _raw_gradient(self, layer: Layer) -> torch.Tensor:
+        """∇W̃ from ``.grad``."""
+        if layer.weight.grad is None:
+            raise RuntimeError(
+                "no gradient: call loss.backward() (or optimizer.backward) before step()"
+            )
+        return _weight_matrix(
+            layer, layer.weight.grad, None if layer.bias is None else layer.bias.grad
+        )
+
+    def _direction(self, layer: Layer, inverse: DampedInverse, inverted: bool) -> torch.Tensor:
+        """This step's direction m = P(v), v the raw heavy-ball momentum buffer v ← μv + ∇W̃ and P
+        the layer's damped inverse (a linear map, fixed between inversions).
+
+        Between inversions m is kept instead, m ← μm + P(∇W̃): the same vector, since P is linear
+        and unchanged. P(∇W̃) is then built in the factored order when that is cheaper: with
+        ∇W̃ = Eᵀ A (E the output gradients, A the inputs, one row per example), FOOF's ∇W̃ P =
+        Eᵀ (A P) costs B·m̃² + B·m̃·n multiply-adds against n·m̃² (B < n pays). At an inversion
+        step P changes, so m = P(v) is recomputed from the kept raw buffer v: the update equals
+        the one with momentum on the raw gradient, Δ = P(v), at every step.
+        """
+        mu = self.param_groups[0]["momentum"]
+        grad = self._gradient(layer)  # v (the raw momentum buffer), or ∇W̃ when μ = 0
+        state = self.state[layer.weight]
+        if mu > 0 and (inverted or "direction" not in state):
+            state["direction"] = inverse.apply(grad)
+            return state["direction"]
+        e = self._output_grads.get(layer)
+        if e is not None:  # P(∇W̃) from E and A, never forming ∇W̃ P's dense product
+            a = _patches(layer, self._inputs[layer])
+            step = inverse.apply_factored(e.reshape(-1, e.shape[-1]), a.reshape(-1, a.shape[-1]))
+        else:
+            step = inverse.apply(self._raw_gradient(layer) if mu > 0 else grad)
+        if mu == 0:
+            return step
+        state["direction"].mul_(mu).add_(step)
+        return state["direction"]
+
+    @torch.no_grad()
+    def _apply(self, layer: Layer, direction: torch.Tensor) -> None:
+        lr = self.param_groups[0]["lr"]
+        params = [layer.weight] + ([layer.bias] if layer.bias is not None else [])
+        for p, d in zip(params, _split(layer, direction)):
+            p.add_(d, alpha=-lr)
+
+    @staticmethod
+    def _ema(old: torch.Tensor | None, new: torch.Tensor, decay: float) -> torch.Tensor:
+        return new if old is None else old.mul_(decay).add_(new, alpha=1 - decay)
+
+
+class FOOF(_LayerwiseOptimizer):
+    """FOOF: θ ← θ − η (momentum-averaged ∇W̃) (Ā + λI)⁻¹ — gradient descent on neurons.
+
+    Ā is an exponential moving average (``decay``) of the layer inputs' second
+    moment, updated during the ``stat_steps`` steps that end with each inversion
+    step (default: min(``inv_period``, 10)); (Ā + λI)⁻¹ is recomputed every
+    ``inv_period`` steps (steps 0, T, 2T, ...).
+    η/λ plays the role of SGD's learning rate. ``order`` ("auto", "factored" or "dense") picks
+    how ∇W̃ (Ā + λI)⁻¹ is built per layer; "auto" takes the one with fewer multiply-adds, and every
+    order gives the same update. Needs no extra backward pass::
+
+        optimizer = FOOF(model, lr=30.0, damping=100.0)
+        for x, y in batches:
+            optimizer.zero_grad()
+            loss = F.cross_entropy(model(x), y)   # the forward pass is observed by the optimizer
+            loss.backward()
+            optimizer.step()
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float,
+        damping: float,
+        *,
+        momentum: float = 0.9,
+        decay: float = 0.95,
+        inv_period: int = 100,
+        stat_steps: int | None = None,
+        order: str = "auto",
+    ) -> None:
+        super().__init__(model, lr, damping, momentum, order)
+        if inv_period < 1:
+            raise ValueError(f"inv_period must be >= 1, got {inv_period}")
+        if not 0 <= decay < 1:
+            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        self.decay, self.inv_period = decay, inv_period
+        self.stat_steps = min(inv_period, 10) if stat_steps is None else stat_steps
+        if not 1 <= self.stat_steps <= inv_period:
+            raise ValueError(f"stat_steps must lie in [1, inv_period], got {self.stat_steps}")
+        self._a: dict[nn.Module, torch.Tensor] = {}
+        self._inverse: dict[nn.Module, DampedInverse] = {}
+        self._record = True  # every step: the factored order needs the inputs
+        self._capture = True
+
+    @torch.no_grad()
+    def invert(self) -> None:
+        """Recompute every layer's (Ā + λI)⁻¹ from the current Ā (every ``inv_period`` steps)."""
+        if len(self._a) < len(self.layers):
+            raise RuntimeError("FOOF has no Ā yet: run a forward pass, backward and step() first")
+        damping = self.param_groups[0]["damping"]
+        for layer in self.layers:
+            where = f" of {type(layer).__name__} at step {self.steps}"
+            self._inverse[layer] = damped_inverse(self._a[layer], None, damping, where=where)
+
+    def _collecting(self) -> bool:
+        """Whether the coming step's forward pass feeds Ā: the ``stat_steps`` steps ending with an
+        inversion step.
+        """
+        r = self.steps % self.inv_period
+        return r == 0 or r > self.inv_period - self.stat_steps
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        """One update; call after ``loss.backward()``."""
+        if closure is not None:
+            raise ValueError("FOOF.step takes no closure")
+        if any(layer not in self._inputs for layer in self.layers):
+            raise RuntimeError("FOOF saw no forward pass of the model since the last step")
+        if self._collecting():  # Ā ← decay·Ā + (1 − decay)·(this batch's Ā)
+            for layer in self.layers:
+                a_bar = input_factor(_patches(layer, self._inputs[layer]))
+                self._a[layer] = self._ema(self._a.get(layer), a_bar, self.decay)
+        inverted = self.steps % self.inv_period == 0
+        if inverted:
+            self.invert()
+        for layer in self.layers:  # Δ = (momentum-averaged ∇W̃)(Ā + λI)⁻¹
+            self._apply(layer, self._direction(layer, self._inverse[layer], inverted))
+        self._inputs.clear()
+        self._outputs.clear()
+        self._output_grads.clear()
+        self.steps += 1
+
+
+class KFAC(_LayerwiseOptimizer):
+    """KFAC: θ ← θ − η (Ḡ + λ_G I)⁻¹ ∇W̃ (Ā + λ_A I)⁻¹ (heuristic damping) or (Ā ⊗ Ḡ + λI)⁻¹ vec ∇W̃
+    (standard).
+
+    Ā and Ḡ are exponential moving averages (``decay``) of the batch factors, the
+    inverses (or eigendecompositions) recomputed every ``inv_period`` steps;
+    ``fisher="mc"`` draws one label per input from the model for Ḡ (a second
+    backward pass). Replace ``loss.backward()`` by ``optimizer.backward(loss, outputs)``::
+
+        optimizer = KFAC(model, lr=0.3, damping=1.0)
+        for x, y in batches:
+            optimizer.zero_grad()
+            outputs = model(x)
+            loss = F.cross_entropy(outputs, y)
+            optimizer.backward(loss, outputs)   # gradients into .grad, plus the curvature
+            optimizer.step()
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float,
+        damping: float,
+        *,
+        damping_kind: str = "heuristic",
+        fisher: str = "mc",
+        momentum: float = 0.0,
+        decay: float = 0.95,
+        inv_period: int = 1,
+        loss: str = "cross_entropy",
+        generator: torch.Generator | None = None,
+        order: str = "auto",
+    ) -> None:
+        super().__init__(model, lr, damping, momentum, order)
+        _check_kinds(loss, fisher)
+        if damping_kind not in _DAMPING_KINDS:
+            raise ValueError(
+                f"unknown damping_kind {damping_kind!r}; choose one of {_DAMPING_KINDS}"
+            )
+        if inv_period < 1:
+            raise ValueError(f"inv_period must be >= 1, got {inv_period}")
+        if not 0 <= decay < 1:
+            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        self.damping_kind, self.fisher, self.loss = damping_kind, fisher, loss
+        self.decay, self.inv_period, self.generator = decay, inv_period, generator
+        self._factors: dict[nn.Module, list[torch.Tensor | None]] = {
+            layer: [None, None] for layer in self.layers
+        }
+        self._inverse: dict[nn.Module, DampedInverse] = {}
+        self._fresh = False
+        self._record = True
+
+    def backward(
+        self, loss: torch.Tensor, outputs: torch.Tensor, targets: torch.Tensor | None = None
+    ) -> None:
+        """``loss.backward()`` plus this step's curvature statistics (``targets`` are needed for an
+        empirical MSE Fisher only).
+        """
+        missing = [layer for layer in self.layers if layer not in self._outputs]
+        if missing:
+            raise RuntimeError("KFAC saw no forward pass of the model before backward()")
+        zs = [self._outputs[layer] for layer in self.layers]
+        batch = outputs.shape[0]
+        if self.fisher == "mc":
+            grads = torch.autograd.grad(
+                _loss(outputs, sample_labels(outputs, self.loss, self.generator), self.loss),
+                zs,
+                retain_graph=True,
+            )
+        else:
+            grads = torch.autograd.grad(loss, zs, retain_graph=True)
+        self._capture = True  # the true-label output gradients, for the factored order
+        try:
+            loss.backward()
+        finally:
+            self._capture = False
+        with torch.no_grad():
+            for layer, g in zip(self.layers, grads):
+                f = self._factors[layer]
+                f[0] = self._ema(
+                    f[0], input_factor(_patches(layer, self._inputs[layer])), self.decay
+                )
+                f[1] = self._ema(f[1], output_factor(_positions(g) * batch), self.decay)
+        self._outputs.clear()
+        self._fresh = True
+
+    @torch.no_grad()
+    def step(self, closure: None = None) -> None:  # type: ignore[override]
+        """One update; call after :meth:`backward`."""
+        if closure is not None:
+            raise ValueError("KFAC.step takes no closure")
+        if not self._fresh:
+            raise RuntimeError(
+                "call optimizer.backward(loss, outputs) instead of loss.backward() "
+                "before KFAC.step()"
+            )
+        inverted = self.steps % self.inv_period == 0
+        if inverted:
+            self.invert()
+        for layer in self.layers:
+            self._apply(layer, self._direction(layer, self._inverse[layer], inverted))
+        self._inputs.clear()
+        self._output_grads.clear()
+        self._fresh = False
+        self.steps += 1
+
+    @torch.no_grad()
+    def invert(self) -> None:
+        """Recompute every layer's damped inverse from the current Ā and Ḡ (done every
+        ``inv_period`` steps).
+        """
+        damping = self.param_groups[0]["damping"]
+        for layer in self.layers:
+            a, g = self._factors[layer]
+            if a is None or g is None:
+                raise RuntimeError(
+                    "KFAC has no curvature statistics yet: "
+                    "call optimizer.backward(loss, outputs) first"
+                )
+            where = f" of {type(layer).__name__} at step {self.steps}"
+            self._inverse[layer] = damped_inverse(a, g, damping, self.damping_kind, where=where)
+
+
+class NaturalGradient(_LayerwiseOptimizer):
+    """Exact subsampled natural gradient: θ ← θ − η (F + λI)⁻¹ g, all layers jointly, by the
+    Woodbury identity.
+
+    F = (1/B) Σ g_i g_iᵀ is built from per-example gradients on ``fisher_inputs``,
+    a batch independent of the gradient's (as in the paper; pass the same batch
+    for "identical data"), with labels drawn from the model (``fisher="mc"``) or
+    given (``fisher="empirical"``, then ``fisher_targets`` are required)::
+
+        optimizer = NaturalGradient(model, lr=1e-3, damping=1e-3)
+        for (x, y), (x_f, _) in zip(batches, other_batches):
+            optimizer.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            optimizer.step(fisher_inputs=x_f)
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        lr: float,
+        damping: float,
+        *,
+        fisher: str = "mc",
+        loss: str = "cross_entropy",
+        generator: torch.Generator | None = None,
+    ) -> None:
+        super().__init__(model, lr, damping, momentum=0.0)
+        _check_kinds(loss, fisher)
+        self.fisher, self.loss, self.generator = fisher, loss, generator
+
+    def step(  # type: ignore[override]
+        self,
+        closure: None = None,
+        *,
+        fisher_inputs: torch.Tensor | None = None,
+        fisher_targets: torch.Tensor | None = None,
+    ) -> None:
+        """One update from ``.grad`` and the Fisher of ``fisher_inputs``."""
+        if closure is not None:
+            raise ValueError("NaturalGradient.step takes no closure")
+        if fisher_inputs is None:
+            raise ValueError(
+                "NaturalGradient.step needs fisher_inputs (a batch of inputs for the Fisher)"
+            )
+        grads = [self._gradient(layer).clone() for layer in self.layers]
+        if self.fisher == "mc":
+            with torch.no_grad():
+                targets = sample_labels(self.model(fisher_inputs), self.loss, self.generator)
+            fisher = "empirical"  # labels already drawn
+        else:
+            if fisher_targets is None:
+                raise ValueError("fisher='empirical' needs fisher_targets")
+            targets, fisher = fisher_targets, "empirical"
+        stats = layer_statistics(self.model, fisher_inputs, targets, fisher=fisher, loss=self.loss)
+        directions = woodbury_solve(stats, grads, self.param_groups[0]["damping"])
+        for layer, d in zip(self.layers, directions):
+            if not torch.isfinite(d).all():
+                raise FloatingPointError(
+                    f"natural-gradient direction of {type(layer).__name__} "
+                    f"at step {self.steps} is not finite"
+                )
+            self._apply(layer, d)
+        self.steps += 1
+
+
+def training_step(
+    optimizer: torch.optim.Optimizer,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    loss: str = "cross_entropy",
+    fisher_inputs: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """One update with ``optimizer`` — any torch optimizer, or FOOF, KFAC, NaturalGradient, each
+    called as it needs.
+
+    Returns the batch loss before the update (detached). A non-finite loss is returned
+    without updating, so the caller can stop. ``fisher_inputs`` feeds the natural
+    gradient's Fisher (default: the same batch).
+    """
+    _check_kinds(loss, "empirical")
+    optimizer.zero_grad(set_to_none=True)
+    outputs = model(inputs)
+    value = _loss(outputs, targets, loss)
+    if not torch.isfinite(value):
+        return value.detach()
+    if isinstance(optimizer, KFAC):
+        optimizer.backward(value, outputs, targets)
+        optimizer.step()
+    elif isinstance(optimizer, NaturalGradient):
+        value.backward()
+        optimizer.step(fisher_inputs=inputs if fisher_inputs is None else fisher_inputs)
+    else:
+        value.backward()
+        optimizer.step()
+    return value.detach()
