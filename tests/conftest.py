@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 import nnstudies.cache as cache_module
-import nnstudies.runs as runs_module
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,8 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NNSTUDIES_CACHE", str(tmp_path / "model-cache"))
-    cache_module._MEMORY.clear()
-    runs_module._MEMORY.clear()
+    cache_module.MEMORY.clear()
 
 
 @pytest.fixture(scope="session")

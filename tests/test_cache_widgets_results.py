@@ -1,88 +1,25 @@
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import pytest
 import torch
 
 import nnstudies
-from nnstudies import MLP, Choice, LogSlider, Slider, explore
-from nnstudies.cache import cache_dir, cache_key, cached
-from nnstudies.training import History
+from nnstudies import Choice, LogSlider, Slider, explore
 
 
-def _build() -> MLP:
-    torch.manual_seed(0)
-    return MLP(4, [8], 2)
+def test_clear_cache_empties_disk_and_memory() -> None:
+    from toy_specs import Regression
 
-
-class Counter:
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def __call__(self, model: MLP) -> History:
-        self.calls += 1
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(1.0)  # "training" that changes the weights
-        return History(step=[1], train_loss=[0.5])
-
-
-def test_cache_hit_and_miss() -> None:
-    fit = Counter()
-    model, history = cached({"width": 8, "seed": 0}, build=_build, fit=fit)
-    assert fit.calls == 1 and history.train_loss == [0.5]
-    again, _ = cached({"width": 8, "seed": 0}, build=_build, fit=fit)
-    assert fit.calls == 1, "same configuration must not retrain"
-    assert all(
-        torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values())
-    )
-    assert not torch.equal(again.state_dict()["1.weight"], _build().state_dict()["1.weight"])
-    cached({"width": 8, "seed": 1}, build=_build, fit=fit)
-    assert fit.calls == 2, "another configuration must train"
-
-
-def test_cache_survives_a_new_process_via_disk() -> None:
-    fit = Counter()
-    cached({"k": 1}, build=_build, fit=fit)
-    nnstudies.cache._MEMORY.clear()  # as if the kernel restarted
-    cached({"k": 1}, build=_build, fit=fit)
-    assert fit.calls == 1
-
-
-def test_corrupt_entry_is_rebuilt_not_crashed_on() -> None:
-    fit = Counter()
-    config = {"k": "corrupt"}
-    cached(config, build=_build, fit=fit)
-    path = cache_dir() / f"{cache_key(config)}.pt"
-    path.write_bytes(b"\x00garbage")
-    nnstudies.cache._MEMORY.clear()
-    with pytest.warns(UserWarning, match="damaged"):
-        _, history = cached(config, build=_build, fit=fit)
-    assert fit.calls == 2 and history.train_loss == [0.5]
-    nnstudies.cache._MEMORY.clear()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        cached(config, build=_build, fit=fit)  # the rebuilt entry loads cleanly
-    assert fit.calls == 2
-
-
-def test_mutating_a_returned_model_leaves_the_cache_alone() -> None:
-    fit = Counter()
-    model, _ = cached({"k": 2}, build=_build, fit=fit)
+    first = nnstudies.execute(Regression(seed=21))
     with torch.no_grad():
-        model[1].weight.zero_()
-    again, _ = cached({"k": 2}, build=_build, fit=fit)
-    assert again[1].weight.abs().sum() > 0
-
-
-def test_cache_config_must_be_plain_data() -> None:
-    with pytest.raises(TypeError, match="tensor|Tensor"):
-        cache_key({"lr": torch.tensor(0.1)})
-    assert cache_key({"a": 1, "b": [1, 2]}) == cache_key({"b": [1, 2], "a": 1})
-    assert cache_key({"a": 1}) != cache_key({"a": 2})
+        first.model().weight.zero_()  # a returned model is the reader's own: the cache stays intact
+    again = nnstudies.execute(Regression(seed=21))
+    assert again.cached and torch.equal(again.state["weight"], first.state["weight"])
+    assert nnstudies.clear_cache() >= 1 and not nnstudies.cache.MEMORY
+    assert not nnstudies.execute(Regression(seed=21)).cached
 
 
 def test_explore_static_calls_once_with_defaults(capsys: pytest.CaptureFixture[str]) -> None:

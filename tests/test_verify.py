@@ -71,3 +71,14 @@ def test_timings_and_the_environment_are_not_compared() -> None:
     old = {"values": {"a": 1.0}, "states": ["s1", "s2"]}
     assert verify.differences(old, {"values": {"a": 1.0}, "states": ["s2", "s1"][::-1]}) == []
     assert "trained states" in verify.differences(old, {"values": {"a": 1.0}, "states": ["s1"]})[0]
+
+
+def test_claims_marked_as_timings_are_not_compared() -> None:
+    old = {"values": {"claim.speed[0]": 1.5, "claim.gap[0]": 0.1}, "states": []}
+    new = {
+        "values": {"claim.speed[0]": 1.7, "claim.gap[0]": 0.1},
+        "states": [],
+        "timing_claims": ["speed"],
+    }
+    assert verify.differences(old, new) == []
+    assert verify.differences(old, {**new, "timing_claims": []}) == ["claim.speed[0]: 1.5 -> 1.7"]

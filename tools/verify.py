@@ -32,10 +32,10 @@ MODES = {
     "smoke": {"NNSTUDIES_SCALE": "smoke"},
     "full-dry": {"NNSTUDIES_SCALE": "full", "NNSTUDIES_DRY_RUN": "1"},
 }
-#: Recorded values that measure the machine rather than the method: never compared (times, and
-#: chapter 4's cost claims, which are ratios and fitted exponents of measured seconds).
+#: Recorded values that measure the machine rather than the method: never compared (times; claims
+#: marked ``timing`` are left out too, by the list ``timing_claims`` that the chapter records).
 TIMING = re.compile(
-    r"(^|[._ ])(seconds|secs|wall|time|times|timing|timings|ms|per_update_ms|environment|date|cost_ratio|cost_exponent)($|[._ ])",
+    r"(^|[._ ])(seconds|secs|wall|time|times|timing|timings|ms|per_update_ms|environment|date)($|[._ ])",
     re.IGNORECASE,
 )
 
@@ -154,15 +154,22 @@ def run(root: Path, chapter: str, mode: str, into: Path, timeout: int = 3600) ->
     if done.returncode != 0:
         raise SystemExit(f"{nb} from {root} failed in mode {mode}:\n{done.stderr[-3000:]}")
     recorded = json.loads((into / "recorded" / f"{nb.stem}.json").read_text())
-    result = {"values": numbers(recorded), "states": state_digests(into / "cache")}
+    result = {
+        "values": numbers(recorded),
+        "states": state_digests(into / "cache"),
+        "timing_claims": recorded.get("timing_claims", []),
+    }
     (into / "summary.json").write_text(json.dumps(result))
     return result
 
 
 def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 20) -> list[str]:
-    """What differs between two runs' summaries (empty: bit-identical)."""
+    """What differs between two runs' summaries (empty: bit-identical). Claims either side marks
+    as timings are left out."""
     found = []
-    a, b = old["values"], new["values"]
+    timing = {f"claim.{k}" for side in (old, new) for k in side.get("timing_claims", [])}
+    keep = lambda values: {k: v for k, v in values.items() if k.partition("[")[0] not in timing}
+    a, b = keep(old["values"]), keep(new["values"])
     for key in sorted(set(a) | set(b)):
         if key not in a:
             found.append(f"only in the new run: {key} = {b[key]!r}")

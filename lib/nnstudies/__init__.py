@@ -28,7 +28,7 @@ if "torch" not in sys.modules:  # the policy is read once, when torch's OpenMP r
 
 import torch
 
-from .cache import cached, clear_cache
+from .cache import clear_cache
 from .data import DATASETS, Dataset, DownloadError, load_dataset
 from .device import describe_device, get_device, seed_everything
 from .explorer import Choice, LogSlider, Slider, explore
@@ -59,7 +59,6 @@ __all__ = [
     "Run",
     "Slider",
     "Spec",
-    "cached",
     "check_scale",
     "claims_table",
     "clear_cache",

@@ -177,23 +177,21 @@ def is_numeric(module: str) -> bool:
 
 def numeric_closure(modules: Iterable[str]) -> set[str]:
     """The numeric modules that ``modules`` run: themselves and what they import, transitively,
-    leaving out the non-numeric ones and packages' ``__init__`` files (which only re-export; a
-    package named in ``modules`` counts what its ``__init__`` imports).
+    leaving out the non-numeric ones (whose imports are not followed) and packages' ``__init__``
+    files (whose imports are followed: ``from ..optim import X`` counts the optim package's
+    modules, but a package's re-export list is not code that computes).
     """
     seen: set[str] = set()
-    for root in modules:  # a package given by name: what its __init__ imports
-        path = _path(root)
-        if path is not None and path.name == "__init__.py" and is_numeric(root):
-            modules = [*modules, *sorted(imported_modules(path.read_text(), package=root))]
     todo = [m for m in modules if _path(m) is not None]
     while todo:
         name = todo.pop()
         path = _path(name)
-        if name in seen or path is None or path.name == "__init__.py" or not is_numeric(name):
+        if name in seen or path is None or not is_numeric(name):
             continue
         seen.add(name)
-        todo += sorted(imported_modules(path.read_text(), package=name.rpartition(".")[0]) - seen)
-    return seen
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        todo += sorted(imported_modules(path.read_text(), package=package) - seen)
+    return {m for m in seen if (p := _path(m)) is not None and p.name != "__init__.py"}
 
 
 @lru_cache(maxsize=256)

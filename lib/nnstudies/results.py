@@ -339,6 +339,9 @@ class Claim:
     quantity: str
     rule: Rule
     fmt: str = ".3g"
+    timing: bool = (
+        False  #: its values are measured seconds (or ratios of them): never bit-identical
+    )
 
     def judge(self, values: Sequence[float]) -> Evidence:
         return Evidence(tuple(float(v) for v in values), self.rule.judge(values), self.fmt)
@@ -362,6 +365,7 @@ def claims_table(
     if unknown:
         raise ValueError(f"values given for claims that are not in the table: {sorted(unknown)}")
     record(chapter, **{f"claim.{c.key}": list(map(float, values.get(c.key, ()))) for c in claims})
+    record(chapter, timing_claims=[c.key for c in claims if c.timing])  # tools/verify.py skips them
     stored = load_results(chapter, stored_scale) if scale != stored_scale else None
     header = [
         "the paper claims",

@@ -51,6 +51,7 @@ from typing import Any, Generic, TypeVar
 import torch
 from torch import nn
 
+from .cache import MEMORY as _MEMORY
 from .cache import cache_dir
 from .device import get_device, threads
 from .progress import QUIET_ENV, progress
@@ -76,7 +77,6 @@ WORKERS_ENV = "NNSTUDIES_WORKERS"
 EXECUTOR_ENV = "NNSTUDIES_EXECUTOR"
 EXECUTORS = ("local", "slurm", "submitit-local")
 R = TypeVar("R")
-_MEMORY: dict[tuple[Path, str], tuple[dict[str, torch.Tensor], Any, float]] = {}
 
 
 class Spec:

@@ -76,6 +76,7 @@ CLAIMS = (
         "(judged on the stored run)",
         rule=Rule.above(3.0),
         fmt=".1f",
+        timing=True,
     ),
     Claim(
         "cost_exponent",
@@ -85,6 +86,7 @@ CLAIMS = (
         "(judged on the stored run)",
         rule=Rule.above(0.5),
         fmt=".2f",
+        timing=True,
     ),
 )
 """The chapter's claims, judged on several seeds (or timing repeats) by the printed rules."""
