@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import statistics
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -12,7 +14,15 @@ from matplotlib.figure import Figure
 
 from .training import History
 
-__all__ = ["PALETTE", "color_for", "new_figure", "plot_histories", "use_style"]
+__all__ = [
+    "PALETTE",
+    "color_for",
+    "errorbar_over_seeds",
+    "log_line_chart",
+    "new_figure",
+    "plot_histories",
+    "use_style",
+]
 
 # Colour-blind-safe (Okabe & Ito), in the order methods are first drawn; the pale yellow comes last.
 PALETTE: tuple[str, ...] = (
@@ -65,6 +75,26 @@ def new_figure(
     fig, axes = plt.subplots(1, ncols, figsize=(width, height), squeeze=False)
     plt.close(fig)  # shown by whoever returns it; never twice
     return fig, list(axes[0])
+
+
+def errorbar_over_seeds(
+    ax: Axes, x: Sequence[float], samples: Sequence[Sequence[float]], **style: Any
+) -> None:
+    """Per x, the mean of its samples (one per seed) with the sample sd as the error bar (0 for a
+    single seed), as points with caps."""
+    means = [statistics.fmean(v) for v in samples]
+    sds = [statistics.stdev(v) if len(v) > 1 else 0.0 for v in samples]
+    ax.errorbar(x, means, yerr=sds, marker="o", capsize=3, **style)
+
+
+def log_line_chart(rows: Any, x: Any, y: Any, color: Any) -> Any:
+    """An explorer's Altair chart: lines with points, ``y`` on a log scale, one colour per
+    ``color``; ``x``, ``y`` and ``color`` are Altair encodings (``alt.X(...)`` and so on)."""
+    return (
+        rows.mark_line(point=True)
+        .encode(x=x, y=y.scale(type="log"), color=color)
+        .properties(width=520, height=260)
+    )
 
 
 def _smooth(values: Sequence[float], window: int) -> list[float]:

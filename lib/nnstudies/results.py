@@ -233,7 +233,7 @@ class Evidence:
 
     values: tuple[float, ...]
     verdict: Verdict
-    fmt: str = ".3g"
+    fmt: str = ".3f"  #: how its values are printed (most claims: three decimals)
 
     @property
     def n(self) -> int:
@@ -338,7 +338,7 @@ class Claim:
     paper: str
     quantity: str
     rule: Rule
-    fmt: str = ".3g"
+    fmt: str = ".3f"  #: how its values are printed (most claims: three decimals)
     timing: bool = (
         False  #: its values are measured seconds (or ratios of them): never bit-identical
     )

@@ -34,6 +34,14 @@ from .layers import (
 # ----------------------------------------------------------------------------- optimizers
 
 
+def _check_schedule(decay: float, inv_period: int) -> None:
+    """Reject a moving average's ``decay`` outside [0, 1) and an ``inv_period`` below 1."""
+    if inv_period < 1:
+        raise ValueError(f"inv_period must be >= 1, got {inv_period}")
+    if not 0 <= decay < 1:
+        raise ValueError(f"decay must lie in [0, 1), got {decay}")
+
+
 class _LayerwiseOptimizer(torch.optim.Optimizer):
     """Shared machinery: one parameter group over ``model``'s Linear/Conv2d layers, hooks,
     heavy-ball momentum.
@@ -189,10 +197,7 @@ class FOOF(_LayerwiseOptimizer):
         order: str = "auto",
     ) -> None:
         super().__init__(model, lr, damping, momentum, order)
-        if inv_period < 1:
-            raise ValueError(f"inv_period must be >= 1, got {inv_period}")
-        if not 0 <= decay < 1:
-            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        _check_schedule(decay, inv_period)
         self.decay, self.inv_period = decay, inv_period
         self.stat_steps = min(inv_period, 10) if stat_steps is None else stat_steps
         if not 1 <= self.stat_steps <= inv_period:
@@ -280,10 +285,7 @@ class KFAC(_LayerwiseOptimizer):
             raise ValueError(
                 f"unknown damping_kind {damping_kind!r}; choose one of {_DAMPING_KINDS}"
             )
-        if inv_period < 1:
-            raise ValueError(f"inv_period must be >= 1, got {inv_period}")
-        if not 0 <= decay < 1:
-            raise ValueError(f"decay must lie in [0, 1), got {decay}")
+        _check_schedule(decay, inv_period)
         self.damping_kind, self.fisher, self.loss = damping_kind, fisher, loss
         self.decay, self.inv_period, self.generator = decay, inv_period, generator
         self._factors: dict[nn.Module, list[torch.Tensor | None]] = {

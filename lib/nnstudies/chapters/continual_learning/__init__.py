@@ -11,93 +11,13 @@ The algorithms live in :mod:`nnstudies.continual` and the task streams in
 :mod:`nnstudies.tasks.continual`.
 """
 
-from .claims import CLAIMS, claim_values, fragile_claims, near_ties
-from .experiment import (
-    Comparison,
-    ContinualRun,
-    TaskData,
-    Tuning,
-    compare,
-    label,
-    load_tasks,
-    run_spec,
-    settings,
-    strength,
-    task_grid,
-    train_run,
-    train_runs,
-    trained_model,
-    tune,
-)
-from .presets import BENCHMARKS, PRESETS, Benchmark, BenchmarkSettings, Preset
-from .studies import PAIRS, BiasStudy, Correlations, bias_study, correlations
-from .views import (
-    bias_explorer_chart,
-    bias_explorer_figure,
-    bias_explorer_rows,
-    bias_table,
-    comparison_table,
-    comparison_table_from_record,
-    correlation_table,
-    cost_table,
-    explorer_chart,
-    explorer_figure,
-    explorer_rows,
-    plot_bias,
-    plot_correlations,
-    plot_forgetting,
-    plot_gaps,
-    plot_matrix,
-    plot_methods,
-    plot_tuning,
-)
+from __future__ import annotations
 
-__all__ = [
-    "BENCHMARKS",
-    "CLAIMS",
-    "PAIRS",
-    "PRESETS",
-    "Benchmark",
-    "BenchmarkSettings",
-    "BiasStudy",
-    "Comparison",
-    "ContinualRun",
-    "Correlations",
-    "Preset",
-    "TaskData",
-    "Tuning",
-    "bias_explorer_chart",
-    "bias_explorer_figure",
-    "bias_explorer_rows",
-    "bias_study",
-    "bias_table",
-    "claim_values",
-    "compare",
-    "comparison_table",
-    "comparison_table_from_record",
-    "correlation_table",
-    "correlations",
-    "cost_table",
-    "explorer_chart",
-    "explorer_figure",
-    "explorer_rows",
-    "fragile_claims",
-    "label",
-    "load_tasks",
-    "near_ties",
-    "plot_bias",
-    "plot_correlations",
-    "plot_forgetting",
-    "plot_gaps",
-    "plot_matrix",
-    "plot_methods",
-    "plot_tuning",
-    "run_spec",
-    "settings",
-    "strength",
-    "task_grid",
-    "train_run",
-    "train_runs",
-    "trained_model",
-    "tune",
-]
+from . import claims, experiment, presets, studies, views
+from .claims import *
+from .experiment import *
+from .presets import *
+from .studies import *
+from .views import *
+
+__all__ = presets.__all__ + experiment.__all__ + studies.__all__ + claims.__all__ + views.__all__

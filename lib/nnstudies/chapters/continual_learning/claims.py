@@ -26,7 +26,6 @@ CLAIMS = (
         paper="catastrophic forgetting (Kirkpatrick et al. 2017; Benzing 2022)",
         quantity="mean drop of earlier tasks' test accuracy, no regularisation",
         rule=Rule.above(0.0, margin=0.05),
-        fmt=".3f",
     ),
     Claim(
         "forgetting_split",
@@ -34,7 +33,6 @@ CLAIMS = (
         paper="forgetting, smaller with separate heads",
         quantity="the same on Split tasks",
         rule=Rule.above(0.0, margin=0.05),
-        fmt=".3f",
     ),
     Claim(
         "beats_none_permuted",
@@ -42,7 +40,6 @@ CLAIMS = (
         paper="P-MNIST: ≈ 97% with SI and the others vs far less without",
         quantity="test accuracy, best method chosen on validation − none, fresh seeds",
         rule=Rule.above(0.0, margin=0.02),
-        fmt=".3f",
     ),
     Claim(
         "beats_none_split",
@@ -50,7 +47,6 @@ CLAIMS = (
         paper="Split CIFAR: SI 73.2–73.9% (validation) vs less without",
         quantity="the same on Split tasks",
         rule=Rule.above(0.0, margin=0.02),
-        fmt=".3f",
     ),
     Claim(
         "siu_worse",
@@ -63,7 +59,6 @@ CLAIMS = (
         # turned that tie into "no" on one path and "partly" on the other. The threshold is now the chapter's
         # band of equal accuracy (one point, the spread of single runs; see `sib_as_good` and `near_ties`).
         rule=Rule.above(0.01),
-        fmt=".3f",
     ),
     Claim(
         "sib_as_good",
@@ -71,7 +66,6 @@ CLAIMS = (
         paper="as good or better",
         quantity="test accuracy SIB − SI, each at its tuned c, fresh seeds",
         rule=Rule.above(-0.01),
-        fmt=".3f",
     ),
     Claim(
         "r_si_sos",
@@ -79,7 +73,6 @@ CLAIMS = (
         paper="r = 0.99 (P-MNIST), 0.96 (CIFAR)",
         quantity="Pearson r over all parameters, one trajectory per seed",
         rule=Rule.above(0.9),
-        fmt=".3f",
     ),
     Claim(
         "r_si_onaf",
@@ -87,7 +80,6 @@ CLAIMS = (
         paper="r = 0.935 (P-MNIST)",
         quantity="Pearson r, as above",
         rule=Rule.above(0.9),
-        fmt=".3f",
     ),
     Claim(
         "r_mas_af",
@@ -95,7 +87,6 @@ CLAIMS = (
         paper="r = 0.963",
         quantity="Pearson r, as above",
         rule=Rule.above(0.9),
-        fmt=".3f",
     ),
     Claim(
         "r_mas_sqrtfisher",
@@ -103,7 +94,6 @@ CLAIMS = (
         paper="r ≥ 0.9",
         quantity="Pearson r, as above",
         rule=Rule.above(0.9),
-        fmt=".3f",
     ),
     Claim(
         "bias_small_batch",
@@ -111,7 +101,6 @@ CLAIMS = (
         paper="the bias, not the path integral, explains SI",
         quantity="mean Ω of SIB / mean Ω of SI at the smallest batch size",
         rule=Rule.above(0.5, margin=0.1),
-        fmt=".3f",
     ),
     Claim(
         "bias_shrinks",
@@ -119,7 +108,6 @@ CLAIMS = (
         paper="bias ∝ gradient noise",
         quantity="SIB's share of SI at the smallest − at the largest batch size",
         rule=Rule.above(0.0, margin=0.1),
-        fmt=".3f",
     ),
     Claim(
         "si_pmnist",
@@ -127,7 +115,6 @@ CLAIMS = (
         paper="97.2–97.3%",
         quantity="SI's average test accuracy after 10 tasks (paper scale only)",
         rule=Rule.within(0.9725, tolerance=0.01),
-        fmt=".3f",
     ),
 )
 """What the paper claims, how we measure it, and the rule that judges it (chosen before the runs)."""

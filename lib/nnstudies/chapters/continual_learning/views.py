@@ -18,7 +18,7 @@ from torch import nn
 from ... import continual as cl
 from ...continual import Regulariser
 from ...models import CNN, MLP
-from ...plotting import new_figure
+from ...plotting import errorbar_over_seeds, new_figure
 from ...results import markdown_table
 from .experiment import Comparison, Tuning, label, strength, train_run
 from .presets import BENCHMARKS, Benchmark, BenchmarkSettings, Preset
@@ -192,15 +192,7 @@ def plot_bias(bias: BiasStudy) -> Figure:
     fig, (ax_r, ax_s) = new_figure(2, width=9.0, height=3.4)
     for other in (R.SOS, R.SIB, R.SIU):
         rs = [bias.r[b][pair_key(R.SI, other)] for b in sizes]
-        ax_r.errorbar(
-            sizes,
-            [statistics.fmean(v) for v in rs],
-            yerr=[_sd(v) for v in rs],
-            marker="o",
-            capsize=3,
-            color=cl.METHODS[other].colour,
-            label=f"SI vs {other}",
-        )
+        errorbar_over_seeds(ax_r, sizes, rs, color=cl.METHODS[other].colour, label=f"SI vs {other}")
     ax_r.set(
         xscale="log",
         ylim=(0, 1.02),
@@ -209,14 +201,7 @@ def plot_bias(bias: BiasStudy) -> Figure:
         title="what SI's importance resembles",
     )
     shares = [bias.share[b] for b in sizes]
-    ax_s.errorbar(
-        sizes,
-        [statistics.fmean(v) for v in shares],
-        yerr=[_sd(v) for v in shares],
-        marker="o",
-        capsize=3,
-        color=cl.METHODS[R.SIB].colour,
-    )
+    errorbar_over_seeds(ax_s, sizes, shares, color=cl.METHODS[R.SIB].colour)
     ax_s.set(
         xscale="log",
         ylim=(0, 1.02),

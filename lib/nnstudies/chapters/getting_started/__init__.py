@@ -6,25 +6,12 @@ executed and cached by the engine (:mod:`nnstudies.runs`). ``presets`` holds the
 ``experiment`` the runs and the study, ``claims`` the claims and their rules, ``views`` the figures.
 """
 
-from .claims import CLAIMS, best_learning_rate, claim_values
-from .experiment import LearningRateStudy, MLPRun, learning_rate_study, load_data, train_mlp
-from .presets import PRESETS, Preset
-from .views import explorer_chart, explorer_rows, plot_examples, plot_learning_rates, plot_study
+from __future__ import annotations
 
-__all__ = [
-    "CLAIMS",
-    "PRESETS",
-    "LearningRateStudy",
-    "MLPRun",
-    "Preset",
-    "best_learning_rate",
-    "claim_values",
-    "explorer_chart",
-    "explorer_rows",
-    "learning_rate_study",
-    "load_data",
-    "plot_examples",
-    "plot_learning_rates",
-    "plot_study",
-    "train_mlp",
-]
+from . import claims, experiment, presets, views
+from .claims import *
+from .experiment import *
+from .presets import *
+from .views import *
+
+__all__ = presets.__all__ + experiment.__all__ + claims.__all__ + views.__all__

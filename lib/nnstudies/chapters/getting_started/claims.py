@@ -15,7 +15,6 @@ CLAIMS = (
         paper="MNIST-1D MLP 68% (Greydanus 2020); Fashion-MNIST MLP ≈ 87% (Xiao et al. 2017); chance 10%",
         quantity="test accuracy − chance at the best learning rate of the grid",
         rule=Rule.above(0.0, margin=0.2),
-        fmt=".3f",
     ),
     Claim(
         "lr_matters",
@@ -24,7 +23,6 @@ CLAIMS = (
         quantity="accuracy(best lr) − accuracy(smallest lr), per seed; the best lr is the grid's best"
         " mean, chosen on the same seeds (a small bias in its favour)",
         rule=Rule.above(0.0, margin=0.01),
-        fmt=".3f",
     ),
     Claim(
         "too_large_fails",
@@ -32,7 +30,6 @@ CLAIMS = (
         paper="textbook: on a quadratic, heavy-ball SGD diverges for η > 2(1+β)/λ",
         quantity="test accuracy − chance at the largest lr (a diverged run counts 0)",
         rule=Rule.below(0.05),
-        fmt=".3f",
     ),
 )
 

@@ -10,102 +10,21 @@ rates and the comparison on several seeds (:mod:`.studies`), the claims and thei
 (:mod:`.claims`), and figures (:mod:`.views`).
 """
 
-from .claims import CLAIMS, claim_values
-from .experiment import (
-    MethodRun,
-    NeuronRun,
-    TimingResult,
-    autoencoder,
-    batch_stream,
-    cosine_to_foof,
-    cosine_vs_damping,
-    experiment_of,
-    load_data,
-    make_model,
-    make_optimizer,
-    neuron_step,
-    run_spec,
-    time_per_update,
-)
-from .methods import Kind, Method
-from .presets import (
-    CONTROL_METHODS,
-    FULL_GRIDS,
-    GRIDS,
-    GRIDS_AUTOENCODER,
-    MLP_METHODS,
-    PRESETS,
-    Experiment,
-    Preset,
-    Setting,
-    Timing,
-    grid,
-)
-from .studies import (
-    Comparison,
-    TuningResult,
-    chosen_setting,
-    chosen_settings,
-    compare,
-    train_run,
-    tune,
-    tune_many,
-)
-from .views import (
-    METHODS,
-    MethodStyle,
-    explorer_chart,
-    explorer_figure,
-    explorer_rows,
-    plot_cosines,
-    plot_final_losses,
-    plot_runs,
-)
+from __future__ import annotations
 
-__all__ = [
-    "CLAIMS",
-    "CONTROL_METHODS",
-    "FULL_GRIDS",
-    "GRIDS",
-    "GRIDS_AUTOENCODER",
-    "METHODS",
-    "MLP_METHODS",
-    "PRESETS",
-    "Comparison",
-    "Experiment",
-    "Kind",
-    "Method",
-    "MethodRun",
-    "MethodStyle",
-    "NeuronRun",
-    "Preset",
-    "Setting",
-    "Timing",
-    "TimingResult",
-    "TuningResult",
-    "autoencoder",
-    "batch_stream",
-    "chosen_setting",
-    "chosen_settings",
-    "claim_values",
-    "compare",
-    "cosine_to_foof",
-    "cosine_vs_damping",
-    "experiment_of",
-    "explorer_chart",
-    "explorer_figure",
-    "explorer_rows",
-    "grid",
-    "load_data",
-    "make_model",
-    "make_optimizer",
-    "neuron_step",
-    "plot_cosines",
-    "plot_final_losses",
-    "plot_runs",
-    "run_spec",
-    "time_per_update",
-    "train_run",
-    "tune",
-    "tune_many",
-]
+from . import claims, experiment, methods, presets, studies, views
+from .claims import *
+from .experiment import *
+from .methods import *
+from .presets import *
+from .studies import *
+from .views import *
+
+__all__ = (
+    methods.__all__
+    + presets.__all__
+    + experiment.__all__
+    + studies.__all__
+    + claims.__all__
+    + views.__all__
+)

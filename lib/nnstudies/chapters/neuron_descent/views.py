@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plotting import PALETTE, new_figure
+from ...plotting import PALETTE, log_line_chart, new_figure
 from .experiment import MethodRun
 from .methods import Method
 from .presets import Preset, Setting
@@ -225,14 +225,11 @@ def explorer_chart(rows: Any) -> Any:
     scale."""
     import altair as alt
 
-    return (
-        rows.mark_line(point=True)
-        .encode(
-            x=alt.X("update:Q", title="update"),
-            y=alt.Y("training loss:Q", title="training loss (training set)").scale(type="log"),
-            color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom", columns=1)),
-        )
-        .properties(width=520, height=260)
+    return log_line_chart(
+        rows,
+        x=alt.X("update:Q", title="update"),
+        y=alt.Y("training loss:Q", title="training loss (training set)"),
+        color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom", columns=1)),
     )
 
 

@@ -20,7 +20,6 @@ CLAIMS = (
         "midpoint accuracy 40.7% naive → 44.6% permuted",
         quantity="test loss barrier, naive − after activation matching",
         rule=Rule.above(0.0, margin=0.1),
-        fmt=".3f",
     ),
     Claim(
         "mlp_barrier_small",
@@ -28,7 +27,6 @@ CLAIMS = (
         paper="near-zero barrier for permuted MLPs (its Fig. 1)",
         quantity="test loss barrier after activation matching ÷ the naive one",
         rule=Rule.below(0.25, margin=0.05),
-        fmt=".3f",
     ),
     Claim(
         "init_above_chance",
@@ -36,7 +34,6 @@ CLAIMS = (
         paper="significantly above chance (its Figs. 2–3; chance 10%)",
         quantity="test accuracy of ½(init A + π init B) − chance",
         rule=Rule.above(0.0, margin=0.03),
-        fmt=".3f",
     ),
     Claim(
         "init_naive_at_chance",
@@ -44,7 +41,6 @@ CLAIMS = (
         paper="at chance (its Figs. 2–3)",
         quantity="test accuracy of ½(init A + init B) − chance",
         rule=Rule.within(0.0, tolerance=0.05),
-        fmt=".3f",
     ),
     Claim(
         "repair_helps",
@@ -53,7 +49,6 @@ CLAIMS = (
         "(endpoints 96.5/96.6%)",
         quantity="loss barrier on training data, activation matching alone − with REPAIR",
         rule=Rule.above(0.0, margin=0.02),
-        fmt=".3f",
     ),
     Claim(
         "cnn_barrier_remains",

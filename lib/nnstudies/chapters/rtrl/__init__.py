@@ -11,135 +11,21 @@ Every training run is a spec executed by :mod:`nnstudies.runs`, cached by its fi
 
 from __future__ import annotations
 
-from .characters import (
-    CharRun,
-    CharSpec,
-    CharStudy,
-    bigram_bits,
-    bits_per_char,
-    char_spec,
-    char_study,
-    text_data,
-    unigram_bits,
-)
-from .claims import CLAIMS, characters_learned, claim_values, optimal_kf_shares
-from .cost import (
-    CostStudy,
-    cost_study,
-    exponent_interval,
-    fit_exponent,
-    measure_step,
-    state_mib,
-)
-from .experiment import (
-    CopyResult,
-    CopyRun,
-    CopySpec,
-    CurriculumStudy,
-    HorizonStudy,
-    VarianceStudy,
-    copied_bit_loss,
-    copy_run,
-    copy_runs,
-    copy_spec,
-    curriculum_study,
-    exact_vs_bptt,
-    horizon_study,
-    length_profile,
-    smooth,
-    variance_study,
-)
-from .learners import Algorithm, Learner, build_model, generator, online_step
-from .presets import (
-    PRESETS,
-    CharSetting,
-    CostSetting,
-    CurriculumSetting,
-    HorizonSetting,
-    Network,
-    Preset,
-    VarianceSetting,
-)
-from .views import (
-    COLOURS,
-    colour,
-    curriculum_explorer_chart,
-    curriculum_explorer_rows,
-    curriculum_figure,
-    plot_char,
-    plot_cost,
-    plot_curriculum,
-    plot_horizon,
-    plot_length_profile,
-    plot_variance_rank,
-    plot_variance_steps,
-    variance_explorer_chart,
-    variance_explorer_figure,
-    variance_explorer_rows,
-)
+from . import characters, claims, cost, experiment, learners, presets, views
+from .characters import *
+from .claims import *
+from .cost import *
+from .experiment import *
+from .learners import *
+from .presets import *
+from .views import *
 
-__all__ = [
-    "CLAIMS",
-    "COLOURS",
-    "PRESETS",
-    "Algorithm",
-    "CharRun",
-    "CharSetting",
-    "CharSpec",
-    "CharStudy",
-    "CopyResult",
-    "CopyRun",
-    "CopySpec",
-    "CostSetting",
-    "CostStudy",
-    "CurriculumSetting",
-    "CurriculumStudy",
-    "HorizonSetting",
-    "HorizonStudy",
-    "Learner",
-    "Network",
-    "Preset",
-    "VarianceSetting",
-    "VarianceStudy",
-    "bigram_bits",
-    "bits_per_char",
-    "build_model",
-    "char_spec",
-    "char_study",
-    "characters_learned",
-    "claim_values",
-    "colour",
-    "copied_bit_loss",
-    "copy_run",
-    "copy_runs",
-    "copy_spec",
-    "cost_study",
-    "curriculum_explorer_chart",
-    "curriculum_explorer_rows",
-    "curriculum_figure",
-    "curriculum_study",
-    "exact_vs_bptt",
-    "exponent_interval",
-    "fit_exponent",
-    "generator",
-    "horizon_study",
-    "length_profile",
-    "measure_step",
-    "online_step",
-    "optimal_kf_shares",
-    "plot_char",
-    "plot_cost",
-    "plot_curriculum",
-    "plot_horizon",
-    "plot_length_profile",
-    "plot_variance_rank",
-    "plot_variance_steps",
-    "smooth",
-    "state_mib",
-    "text_data",
-    "unigram_bits",
-    "variance_explorer_chart",
-    "variance_explorer_figure",
-    "variance_explorer_rows",
-    "variance_study",
-]
+__all__ = (
+    presets.__all__
+    + learners.__all__
+    + experiment.__all__
+    + characters.__all__
+    + cost.__all__
+    + claims.__all__
+    + views.__all__
+)

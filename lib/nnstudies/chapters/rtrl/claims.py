@@ -58,7 +58,6 @@ CLAIMS = (
         paper="Penn Treebank: OK 1.747–1.750 bits/char (validation), matching TBPTT",
         quantity="held-out bits/char, OK − TBPTT, same seed",
         rule=Rule.within(0.0, tolerance=0.05, min_runs=2),
-        fmt=".3f",
     ),
     Claim(
         "characters_learn",
@@ -66,7 +65,6 @@ CLAIMS = (
         paper="1.75 bits/char on Penn Treebank after 1M steps",
         quantity="bits/char of the previous-character model − OK's held-out bits/char",
         rule=Rule.above(0.0, margin=0.3, min_runs=2),
-        fmt=".3f",
     ),
     Claim(
         "cost_ratio",

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plotting import new_figure
+from ...plotting import log_line_chart, new_figure
 from .characters import CharStudy
 from .cost import CostStudy
 from .experiment import (
@@ -341,16 +341,11 @@ def variance_explorer_chart(rows: Any) -> Any:
     scale."""
     import altair as alt
 
-    return (
-        rows.mark_line(point=True)
-        .encode(
-            x=alt.X("step:Q", title="step of the input stream"),
-            y=alt.Y("relative variance:Q", title="E‖ĝ − g‖² / ‖g‖² (floored at 1e-6)").scale(
-                type="log"
-            ),
-            color=alt.Color("learner:N", title=None),
-        )
-        .properties(width=520, height=260)
+    return log_line_chart(
+        rows,
+        x=alt.X("step:Q", title="step of the input stream"),
+        y=alt.Y("relative variance:Q", title="E‖ĝ − g‖² / ‖g‖² (floored at 1e-6)"),
+        color=alt.Color("learner:N", title=None),
     )
 
 
