@@ -19,7 +19,7 @@ from torch import nn
 
 from ..device import threads as threads_
 from ..tasks.continual import Task, head_logits, task_accuracy
-from ..training import History, fit, minibatches
+from ..training import History, Optimizer, OptimizerSpec, fit, minibatches
 from .importances import Importances
 from .methods import METHODS, Regulariser
 from .path import PathAccumulator, minibatch_gradient
@@ -170,9 +170,8 @@ def train_task(
     Minibatches come from a random stream seeded by ``seed``; SIU's and SIB's independent
     minibatches from another one, so tracking them leaves the trajectory unchanged.
     """
-    optimizer = torch.optim.Adam(
-        model.parameters(), lr=lr
-    )  # Adam's state is reset at every task, as in the paper
+    # Adam's state is reset at every task, as in the paper
+    optimizer = OptimizerSpec(Optimizer.ADAM, lr=lr).make(model.parameters())
     for accumulator in accumulators:
         accumulator.begin_task()
     data = task.training_set()

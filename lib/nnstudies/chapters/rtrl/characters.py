@@ -15,7 +15,7 @@ from ...rtrl import RecurrentModel
 from ...runs import Run, Spec, run_all
 from ...scales import dry_run
 from ...tasks.sequences import CharStream, encode_text, ptb_text, pydoc_text
-from ...training import History, fit
+from ...training import History, Optimizer, OptimizerSpec, fit
 from .experiment import network_model
 from .learners import Algorithm, Learner, generator, online_step
 from .presets import Network, Preset
@@ -131,7 +131,11 @@ class CharSpec(Spec):
         learner = self.learner.build(model, generator(device, 5000 + self.seed))
         learner.reset(net.batch)
         step = online_step(
-            model, learner, stream, torch.optim.Adam(model.parameters(), lr=net.lr), clip=net.clip
+            model,
+            learner,
+            stream,
+            OptimizerSpec(Optimizer.ADAM, lr=net.lr).make(model.parameters()),
+            clip=net.clip,
         )
 
         def evaluate() -> dict[str, float]:

@@ -21,7 +21,7 @@ from ...rtrl import ExactRTRL, OnlineLearner, RecurrentModel
 from ...runs import Run, Spec, execute, run_all
 from ...scales import dry_run
 from ...tasks.sequences import CopyTask, SequenceStep
-from ...training import DRY_RUN_STEPS, History, fit
+from ...training import DRY_RUN_STEPS, History, Optimizer, OptimizerSpec, fit
 from .learners import Algorithm, Learner, build_model, generator, online_step
 from .presets import Network, Preset
 
@@ -123,7 +123,7 @@ class CopySpec(Spec):
             model,
             learner,
             task,
-            torch.optim.Adam(model.parameters(), lr=net.lr),
+            OptimizerSpec(Optimizer.ADAM, lr=net.lr).make(model.parameters()),
             clip=net.clip,
             observe=curriculum,
         )
