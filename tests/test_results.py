@@ -261,3 +261,44 @@ def test_numeric_code_never_imports_views_or_claims(chapter: str) -> None:
         imported = imported_modules(path.read_text(), package=name.rpartition(".")[0])
         bad = sorted(m for m in imported if m.rpartition(".")[2] in views)
         assert not bad, f"{name} computes numbers but imports {bad}: move that code to views"
+
+
+def test_a_rule_can_judge_one_value() -> None:
+    """A benchmark's single ratio: no spread, so the margin alone decides."""
+    assert Rule.above(1.0, margin=0.3, min_runs=1).judge([1.5]) == "yes"
+    assert Rule.above(1.0, margin=0.3, min_runs=1).judge([1.2]) == "partly"
+    assert Rule.below(1.3, min_runs=1).judge([1.4]) == "no"
+    assert Rule.above(1.0).judge([1.5]) == NOT_TESTED  # the default still asks for three runs
+
+
+def test_stored_results_follow_the_notebook_code_and_certificates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nbformat
+
+    from nnstudies.provenance import code_hashes
+    from nnstudies.results import StoredResults
+
+    (tmp_path / "results").mkdir()
+    monkeypatch.setenv("NNSTUDIES_RESULTS_STORE", str(tmp_path / "results"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# a chapter"), nbformat.v4.new_code_cell("x = 1")]
+    path = tmp_path / "notebooks" / "98_x.ipynb"
+    path.parent.mkdir()
+    nbformat.write(nb, path)
+    modules = ["nnstudies", "nnstudies.chapters.getting_started"]
+    provenance = {"modules": modules, **code_hashes(modules, "full", path)}
+    stored = StoredResults("98_x", "full", {}, provenance, tmp_path / "results" / "98_x.json")
+    assert stored.is_current
+    nb.cells[0].source = "# the chapter, reworded"  # prose: still current
+    nb.cells[1].source = "x = 1  # a comment"  # and a comment
+    nbformat.write(nb, path)
+    assert stored.is_current
+    nb.cells[1].source = "x = 2"  # code that computes: stale
+    nbformat.write(nb, path)
+    assert not stored.is_current
+    certificate = {"to": "abc", "modules": modules, **code_hashes(modules, "full", path)}
+    certified = StoredResults(
+        "98_x", "full", {}, {**provenance, "certificates": [certificate]}, stored.path
+    )
+    assert certified.is_current and "certified on the code of commit abc" in certified.note()
