@@ -29,10 +29,11 @@ ROOT = Path(__file__).resolve().parents[1]
     [
         (Rule.above(0.0, margin=0.1), [0.5, 0.52, 0.48], "yes"),
         (
-            Rule.above(0.0, margin=0.1),
+            Rule.above(0.0, margin=0.1, minimum=0.03),
             [0.05, 0.06, 0.04],
             "partly",
-        ),  # clear of zero, but below the margin
+        ),  # clear of zero and of the minimum effect, but below the margin
+        (Rule.above(0.0, margin=0.1), [0.05, 0.06, 0.04], "inconclusive"),  # below the minimum
         (Rule.above(0.0), [0.3, -0.2, 0.1], "partly"),  # positive mean within 2 sd of zero
         (Rule.above(0.0), [-0.1, -0.2, -0.15], "no"),
         (Rule.below(1.0), [0.1, 0.2, 0.15], "yes"),
@@ -48,24 +49,24 @@ def test_rules_give_the_verdicts_they_print(rule: Rule, values: list[float], ver
 
 
 def test_rule_text_states_the_rule() -> None:
-    assert (
-        Rule.above(0.0, margin=0.2).text()
-        == "yes if mean − 2 sd > 0 and mean > 0.2; partly if mean > 0; else no (≥ 3 runs)"
+    assert Rule.above(0.0, margin=0.2, minimum=0.1).text() == (
+        "yes if the mean − 2 sd > 0.00× and the mean > 0.20×; partly if the mean > 0.10×; "
+        "no if the mean ≤ 0.00×; else inconclusive (≥ 3 runs)"
     )
-    assert "abs(mean − 1)" in Rule.within(1.0, tolerance=0.5).text()
+    assert "within 0.50× … 1.50×" in Rule.within(1.0, tolerance=0.5).text()
     with pytest.raises(ValueError, match="finite"):
         Rule.above().judge([1.0, float("nan"), 2.0])
     with pytest.raises(ValueError, match="margin"):
         Rule.above(margin=-1.0)
+    with pytest.raises(ValueError, match="minimum"):
+        Rule.above(margin=0.1, minimum=0.2)
 
 
 def test_a_claim_summarises_its_runs() -> None:
-    claim = Claim(
-        "x", "the paper claims x", paper="1.0", quantity="gap", rule=Rule.above(), fmt=".2f"
-    )
-    evidence = claim.judge([1.5, 2.0, 2.5])
+    claim = Claim("x", "the paper claims x", paper="1.0", quantity="gap", rule=Rule.above())
+    evidence = claim.evidence([1.5, 2.0, 2.5])
     assert (evidence.mean, evidence.sd, evidence.n, evidence.verdict) == (2.0, 0.5, 3, "yes")
-    assert str(evidence) == "2.00 ± 0.50 (n=3)"
+    assert str(evidence) == "2.00× ± 0.50 (n=3)"
     assert claim.judge([1.0, 2.0, 3.0]).verdict == "partly"  # mean − 2 sd = 0 is not clear of zero
 
 
@@ -266,7 +267,7 @@ def test_numeric_code_never_imports_views_or_claims(chapter: str) -> None:
 def test_a_rule_can_judge_one_value() -> None:
     """A benchmark's single ratio: no spread, so the margin alone decides."""
     assert Rule.above(1.0, margin=0.3, min_runs=1).judge([1.5]) == "yes"
-    assert Rule.above(1.0, margin=0.3, min_runs=1).judge([1.2]) == "partly"
+    assert Rule.above(1.0, margin=0.3, minimum=0.1, min_runs=1).judge([1.2]) == "partly"
     assert Rule.below(1.3, min_runs=1).judge([1.4]) == "no"
     assert Rule.above(1.0).judge([1.5]) == NOT_TESTED  # the default still asks for three runs
 

@@ -73,12 +73,11 @@ def test_timings_and_the_environment_are_not_compared() -> None:
     assert "trained states" in verify.differences(old, {"values": {"a": 1.0}, "states": ["s1"]})[0]
 
 
-def test_claims_marked_as_timings_are_not_compared() -> None:
-    old = {"values": {"claim.speed[0]": 1.5, "claim.gap[0]": 0.1}, "states": []}
-    new = {
-        "values": {"claim.speed[0]": 1.7, "claim.gap[0]": 0.1},
-        "states": [],
-        "timing_claims": ["speed"],
-    }
+def test_claim_values_are_judgements_not_measurements() -> None:
+    """The claims modules derive claim values (outside the numeric hash): re-judging stored numbers
+    needs no re-run, so they are not compared; the measurements they come from still are."""
+    old = {"values": {"claim.gap[0]": 0.1, "claim_rules.gap": "a", "gap[0]": 0.1}, "states": []}
+    new = {"values": {"claim.gap[0]": 0.2, "claim_rules.gap": "b", "gap[0]": 0.1}, "states": []}
     assert verify.differences(old, new) == []
-    assert verify.differences(old, {**new, "timing_claims": []}) == ["claim.speed[0]: 1.5 -> 1.7"]
+    moved = {"values": {**new["values"], "gap[0]": 0.3}, "states": []}
+    assert verify.differences(old, moved) == ["gap[0]: 0.1 -> 0.3"]

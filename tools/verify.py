@@ -39,6 +39,11 @@ TIMING = re.compile(
     re.IGNORECASE,
 )
 
+#: Values the claims modules derive from the measurements (outside the numeric hash, like the
+#: rules): re-judging stored numbers must never need a re-run, so they are not compared. The
+#: measurements they come from, and every trained state, still are.
+JUDGED = re.compile(r"^(claim\.|claim_rules|seed_roles|timing_claims|fragile)")
+
 
 def notebook(root: Path, chapter: str) -> Path:
     found = [
@@ -168,7 +173,11 @@ def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 20) -> li
     as timings are left out."""
     found = []
     timing = {f"claim.{k}" for side in (old, new) for k in side.get("timing_claims", [])}
-    keep = lambda values: {k: v for k, v in values.items() if k.partition("[")[0] not in timing}
+    keep = lambda values: {
+        k: v
+        for k, v in values.items()
+        if k.partition("[")[0] not in timing and not JUDGED.match(k)
+    }
     a, b = keep(old["values"]), keep(new["values"])
     for key in sorted(set(a) | set(b)):
         if key not in a:

@@ -274,8 +274,9 @@ def preset_values(modules: Iterable[str], scale: str) -> str:
 
 def claims_hash(modules: Iterable[str]) -> str:
     """A hash of the rules that judge a chapter: its ``claims`` modules and the verdict logic of
-    :mod:`nnstudies.results`, as normalized syntax trees."""
-    names = [f"{p}.claims" for p in chapter_packages(modules)] + [f"{PACKAGE}.results"]
+    :mod:`nnstudies.claims` and :mod:`nnstudies.results`, as normalized syntax trees."""
+    names = [f"{p}.claims" for p in chapter_packages(modules)]
+    names += [f"{PACKAGE}.claims", f"{PACKAGE}.results"]
     digest = hashlib.sha256()
     for name in names:
         path = _path(name)

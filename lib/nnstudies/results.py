@@ -10,16 +10,10 @@ recorded, with provenance (commit, source hash, date, device, threads, torch, se
 wall time), to ``results/<chapter>/<scale>.json``; :func:`load_results` reads it back,
 and :meth:`StoredResults.note` says when it is older than the code.
 
-**Claims.** A :class:`Claim` is what a paper says, judged on several seeds (or pairs, or
-runs) by a printed :class:`Rule`::
-
-    beats = Claim("beats_chance", "a trained MLP classifies far above chance", paper="≈ 90% vs 10%",
-                  quantity="test accuracy − chance", rule=Rule.above(0.0, margin=0.2))
-    beats.judge([0.77, 0.78, 0.76]).verdict      # 'yes'
-
-The verdict is one of ``yes``, ``partly``, ``no`` and ``not tested at this scale``
-(fewer runs than the rule needs). :func:`claims_table` shows the paper's number, ours
-at ``full`` (stored) and ours in this run side by side.
+**The claims table.** :func:`claims_table` judges a chapter's claims (:mod:`nnstudies.claims`:
+rules, units, operating points, protocols, seed roles, rule changes) on this run's values and on
+the stored ``full`` ones, side by side, and records the values with each claim's fingerprint, so
+that a rule changed after its result is marked on the page.
 """
 
 from __future__ import annotations
@@ -27,13 +21,25 @@ from __future__ import annotations
 import json
 import math
 import os
-import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from .provenance import code_hashes, environment
+from .claims import (
+    PROTOCOL_TEXT,
+    Claim,
+    Evidence,
+    Judgement,
+    Protocol,
+    Rule,
+    SeedRoles,
+    Values,
+    Verdict,
+    fingerprints,
+)
+from .provenance import PACKAGE, code_hashes, environment
 from .scales import check_scale, dry_run
 
 __all__ = [
@@ -54,8 +60,7 @@ __all__ = [
 
 RESULTS_ENV = "NNSTUDIES_RESULTS_DIR"
 RESULTS_STORE_ENV = "NNSTUDIES_RESULTS_STORE"
-Verdict = Literal["yes", "partly", "no", "not tested at this scale"]
-NOT_TESTED: Verdict = "not tested at this scale"
+NOT_TESTED = Verdict.NOT_TESTED
 _RECORDED: dict[str, dict[str, Any]] = {}
 
 
@@ -125,14 +130,21 @@ def recorded(chapter: str) -> dict[str, Any]:
 
 
 def results_dir() -> Path | None:
-    """The results store: ``$NNSTUDIES_RESULTS_STORE``, else ``results/`` of the checkout the
-    library runs from.
+    """The results store: ``$NNSTUDIES_RESULTS_STORE``, else the results shipped inside the
+    installed package (package data ``nnstudies/stored_results``, copied from the repository's
+    ``results/`` by setup.py: a copy installed by pip, as on Colab), else ``results/`` of the
+    checkout the library runs from (an editable install, or ``lib/`` on the path).
 
-    None when neither exists (e.g. the library installed with pip, on Colab): the book's
-    pages still show the stored numbers.
+    None when none of these exists.
     """
     configured = os.environ.get(RESULTS_STORE_ENV)
-    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "results"
+    shipped = resources.files(PACKAGE) / "stored_results"
+    if configured:
+        folder = Path(configured)
+    elif isinstance(shipped, Path) and shipped.is_dir():
+        folder = shipped
+    else:
+        folder = Path(__file__).resolve().parents[2] / "results"
     return folder if folder.is_dir() else None
 
 
@@ -224,180 +236,184 @@ def load_results(chapter: str, scale: str) -> StoredResults | None:
     return StoredResults(chapter, scale, values, provenance, path)
 
 
-# ----------------------------------------------------------------------------- claims
+# ----------------------------------------------------------------------------- claims table
 
 
-@dataclass(frozen=True)
-class Evidence:
-    """Per-run values of a claim's quantity, their summary and the verdict of its rule."""
-
-    values: tuple[float, ...]
-    verdict: Verdict
-    fmt: str = ".3f"  #: how its values are printed (most claims: three decimals)
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float:
-        return statistics.fmean(self.values) if self.values else math.nan
-
-    @property
-    def sd(self) -> float:
-        return statistics.stdev(self.values) if len(self.values) > 1 else math.nan
-
-    def __str__(self) -> str:
-        if not self.values:
-            return "—"
-        if self.n == 1:
-            return f"{self.mean:{self.fmt}} (1 run)"
-        return f"{self.mean:{self.fmt}} ± {self.sd:{self.fmt}} (n={self.n})"
+def _values(kept: Any) -> Any:
+    """Recorded values of a claim: a list, or ``{protocol: list}`` for a tuned comparison."""
+    return dict(kept) if isinstance(kept, Mapping) else list(kept)
 
 
-@dataclass(frozen=True)
-class Rule:
-    """A decision rule on per-run values ``x`` (mean ``m``, standard deviation ``s``, ``n`` runs).
-
-    ``above(t, margin)``: **yes** if m − k·s > t and m > t + margin; **partly** if m > t; else **no**.
-    ``below(t, margin)``: the mirror image. ``within(t, tol)``: **yes** if |m − t| + k·s ≤ tol;
-    **partly** if |m − t| ≤ tol; else **no**. Fewer than ``min_runs`` runs: not tested.
-    Using the spread of single runs (not the standard error) keeps a verdict from
-    resting on noise that another machine's floating point could flip.
-    """
-
-    kind: Literal["above", "below", "within"]
-    threshold: float = 0.0
-    margin: float = 0.0
-    k: float = 2.0
-    min_runs: int = 3
-
-    @classmethod
-    def above(
-        cls, threshold: float = 0.0, *, margin: float = 0.0, k: float = 2.0, min_runs: int = 3
-    ) -> Rule:
-        return cls("above", threshold, margin, k, min_runs)
-
-    @classmethod
-    def below(
-        cls, threshold: float = 0.0, *, margin: float = 0.0, k: float = 2.0, min_runs: int = 3
-    ) -> Rule:
-        return cls("below", threshold, margin, k, min_runs)
-
-    @classmethod
-    def within(cls, target: float, *, tolerance: float, k: float = 2.0, min_runs: int = 3) -> Rule:
-        return cls("within", target, tolerance, k, min_runs)
-
-    def __post_init__(self) -> None:
-        if self.margin < 0 or self.k < 0 or self.min_runs < 1:
-            raise ValueError(f"a rule needs margin >= 0, k >= 0 and min_runs >= 1, got {self}")
-
-    def text(self, fmt: str = ".3g") -> str:
-        t, d, k = f"{self.threshold:{fmt}}", f"{self.margin:{fmt}}", f"{self.k:g}"
-        if self.kind == "within":
-            core = f"yes if abs(mean − {t}) + {k} sd ≤ {d}; partly if abs(mean − {t}) ≤ {d}"
-        else:
-            op, sign = (">", "−") if self.kind == "above" else ("<", "+")
-            edge = self.threshold + (self.margin if self.kind == "above" else -self.margin)
-            clear = f" and mean {op} {edge:{fmt}}" if self.margin else ""
-            core = f"yes if mean {sign} {k} sd {op} {t}{clear}; partly if mean {op} {t}"
-        return f"{core}; else no (≥ {self.min_runs} runs)"
-
-    def judge(self, values: Sequence[float]) -> Verdict:
-        xs = [float(v) for v in values]
-        if any(not math.isfinite(x) for x in xs):
-            raise ValueError(f"a claim's values must be finite, got {xs}")
-        if len(xs) < self.min_runs:
-            return NOT_TESTED
-        m = statistics.fmean(xs)
-        s = statistics.stdev(xs) if len(xs) > 1 else 0.0  # one value (min_runs=1): no spread
-        if self.kind == "within":
-            gap = abs(m - self.threshold)
-            return (
-                "yes"
-                if gap + self.k * s <= self.margin
-                else "partly"
-                if gap <= self.margin
-                else "no"
-            )
-        sign = 1.0 if self.kind == "above" else -1.0
-        lead = sign * (m - self.threshold)
-        if lead - self.k * s > 0 and lead > self.margin:
-            return "yes"
-        return "partly" if lead > 0 else "no"
+def _cell(claim: Claim, judged: Judgement) -> str:
+    text = str(judged.evidence)
+    if judged.untested and judged.evidence.values:
+        text += " (illustration)"
+    if claim.protocol is not None and judged.evidence.values:
+        other = next(p for p in Protocol if p != claim.protocol)
+        shown = judged.other if judged.other is not None and judged.other.values else "not run"
+        text += f"; {other}: {shown}"
+    return text
 
 
-@dataclass(frozen=True)
-class Claim:
-    """What a paper claims, the paper's number, the per-run quantity we measure, and the rule that
-    judges it.
-    """
+def _verdict(claim: Claim, judged: Judgement, scale: str) -> str:
+    verdict = judged.verdict
+    if verdict == Verdict.DEPENDS and judged.other is not None:
+        other = next(p for p in Protocol if p != claim.protocol)
+        return (
+            f"{scale}: **{verdict}** ({claim.protocol}: {judged.evidence.verdict}, "
+            f"{other}: {judged.other.verdict})"
+        )
+    return f"{scale}: **{verdict}**"
 
-    key: str
-    statement: str
-    paper: str
-    quantity: str
-    rule: Rule
-    fmt: str = ".3f"  #: how its values are printed (most claims: three decimals)
-    timing: bool = (
-        False  #: its values are measured seconds (or ratios of them): never bit-identical
+
+def _changed_mark(changed: Mapping[str, str]) -> str:
+    """ "rule changed after the result (date)", or one date per scale where they differ."""
+    dates = set(changed.values())
+    if len(dates) == 1:
+        return f"rule changed after the result ({dates.pop()})"
+    return (
+        "rule changed after the result ("
+        + "; ".join(f"{scale}: {date}" for scale, date in changed.items() if date)
+        + ")"
     )
 
-    def judge(self, values: Sequence[float]) -> Evidence:
-        return Evidence(tuple(float(v) for v in values), self.rule.judge(values), self.fmt)
+
+def _details(claims: Sequence[Claim], seeds: Mapping[str, SeedRoles | None]) -> str:
+    lines = []
+    for c in claims:
+        parts = [f"- **{c.statement}.** {c.quantity}, in {c.unit.symbol}."]
+        if c.point:
+            parts.append(f"Where the paper made the claim: {c.point}.")
+        parts.append(f"Rule: {c.rule.text(c.unit)}.")
+        if c.protocol is not None:
+            parts.append(f"Decided by the {c.protocol}: {PROTOCOL_TEXT[c.protocol]}.")
+        if c.baseline:
+            parts.append(f"Baseline: {c.baseline}.")
+        for where, why in sorted(c.untested.items()):
+            scale = "any scale here" if where == "*" else f"`{where}`"
+            parts.append(f"Not tested at {scale}: {why}.")
+        if c.is_tuned:
+            for where, roles in seeds.items():
+                if roles is not None:
+                    how = f" ({roles.how})" if roles.how else ""
+                    parts.append(
+                        f"Seeds at `{where}`: tuning {list(roles.tuning)}, judging "
+                        f"{list(roles.judging)}{how}."
+                    )
+        for change in c.changes:
+            parts.append(
+                f"Rule changed on {change.date}, after the {', '.join(change.seen)} results had "
+                f"been seen: {change.what}."
+            )
+        lines.append(" ".join(parts))
+    return "\n".join(lines)
 
 
 def claims_table(
     chapter: str,
     claims: Sequence[Claim],
-    values: Mapping[str, Sequence[float]],
+    values: Mapping[str, Values],
     *,
     scale: str,
+    seeds: SeedRoles | None = None,
+    stored_values: Mapping[str, Values] | None = None,
     stored_scale: str = "full",
 ) -> Any:
-    """The claims table: the paper | ours at ``stored_scale`` (stored) | ours in this run | verdicts
-    | rule.
+    """The claims table: the paper claims | paper | ours at ``stored_scale`` (stored) | ours in this
+    run | verdicts, each number in its claim's unit, and under it, folded, how each claim is measured
+    and judged (quantity, operating point, rule, protocol, seeds, rule changes).
 
-    ``values[claim.key]`` holds this run's per-run values; they are recorded as ``claim.<key>``,
-    which is where the stored results are read from. Returns a displayable table.
+    ``values[claim.key]`` holds this run's per-run values (``{protocol: values}`` for a tuned
+    comparison); they are recorded as ``claim.<key>``, beside each claim's fingerprint
+    (``claim_rules``) and ``seeds``' roles, which is where the stored results are read from.
+    ``stored_values``: values of the stored scale recomputed from its stored measurements by the
+    claims module as it is now (a claim whose quantity changed is re-judged without a re-run);
+    they replace the stored ``claim.<key>`` of the claims they name.
+    A verdict is marked where its rule changed after the result it judges (:meth:`Claim.changed_after`),
+    and where a tuned claim was judged on a seed that also tuned it (:meth:`SeedRoles.mark`).
     """
     unknown = set(values) - {c.key for c in claims}
     if unknown:
         raise ValueError(f"values given for claims that are not in the table: {sorted(unknown)}")
-    record(chapter, **{f"claim.{c.key}": list(map(float, values.get(c.key, ()))) for c in claims})
-    record(chapter, timing_claims=[c.key for c in claims if c.timing])  # tools/verify.py skips them
+    record(
+        chapter,
+        **{
+            f"claim.{c.key}": _values(values.get(c.key, ()))
+            if isinstance(values.get(c.key), Mapping)
+            else list(map(float, values.get(c.key, ())))
+            for c in claims
+        },
+        claim_rules=fingerprints(claims),
+        timing_claims=[c.key for c in claims if c.timing],  # tools/verify.py skips them
+        **({"seed_roles": seeds.as_record()} if seeds is not None else {}),
+    )
     stored = load_results(chapter, stored_scale) if scale != stored_scale else None
+    kept_rules: Mapping[str, str] = {}
+    kept_seeds: SeedRoles | None = None
+    if stored is not None:
+        kept_rules = stored.provenance.get("claims") or stored.values.get("claim_rules") or {}
+        roles = stored.values.get("seed_roles") or stored.provenance.get("seed_roles")
+        kept_seeds = SeedRoles.from_record(roles) if roles else None
     header = [
         "the paper claims",
         "paper",
-        f"ours, `{stored_scale}` (stored)",
+        f"ours, `{stored_scale}`",
         f"ours, `{scale}` (this run)",
         "verdict",
-        "rule",
     ]
     rows = []
     for claim in claims:
-        live = claim.judge(values.get(claim.key, ()))
-        kept = stored.values.get(f"claim.{claim.key}") if stored is not None else None
-        old = claim.judge(kept) if kept is not None else None
-        verdicts = (
-            f"{stored_scale}: **{old.verdict}** · " if old else ""
-        ) + f"{scale}: **{live.verdict}**"
+        live = claim.judge(values.get(claim.key, ()), scale)
+        verdicts, changed, marks = [], {}, []
+        kept = (stored_values or {}).get(claim.key)
+        if kept is None and stored is not None:
+            kept = stored.values.get(f"claim.{claim.key}")
+        old = None
+        if stored is not None and kept is not None:
+            old = claim.judge(_values(kept), stored_scale)
+            verdicts.append(_verdict(claim, old, stored_scale))
+            made = stored.provenance.get("date", "")
+            changed[stored_scale] = claim.changed_after(
+                stored_scale, made, kept_rules.get(claim.key)
+            )
+            if claim.is_tuned and kept_seeds is not None and kept_seeds.mark():
+                marks.append(f"{stored_scale}: {kept_seeds.mark()}")
+        verdicts.append(_verdict(claim, live, scale))
+        changed[scale] = claim.changed_after(scale, None, None)
+        if claim.is_tuned and seeds is not None and seeds.mark():
+            marks.append(f"{scale}: {seeds.mark()}")
+        if any(changed.values()):
+            marks.insert(0, _changed_mark(changed))
+        verdict = " · ".join(verdicts)
+        if marks:
+            verdict += " — " + "; ".join(dict.fromkeys(marks))
         rows.append(
             [
                 claim.statement,
                 claim.paper,
-                str(old) if old else "not run",
-                str(live),
-                verdicts,
-                f"{claim.quantity}: {claim.rule.text(claim.fmt)}",
+                _cell(claim, old) if old else "not run",
+                _cell(claim, live),
+                verdict,
             ]
         )
-    return markdown_table(header, rows)
+    details = _details(claims, {stored_scale: kept_seeds, scale: seeds})
+    return markdown_table(
+        header,
+        rows,
+        folded=("How each claim is measured and judged", details),
+    )
 
 
-def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> Any:
-    """A table for a notebook cell, as Markdown: rendered by Jupyter, Colab, GitHub and the book."""
+def markdown_table(
+    header: Sequence[str],
+    rows: Sequence[Sequence[object]],
+    *,
+    folded: tuple[str, str] | None = None,
+) -> Any:
+    """A table for a notebook cell, as Markdown: rendered by Jupyter, Colab, GitHub and the book.
+
+    ``folded``: (summary, Markdown) shown folded under the table (an HTML ``<details>`` block).
+    """
     from IPython.display import Markdown
 
     if any(len(row) != len(header) for row in rows):
@@ -408,4 +424,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> A
 
     lines = ["| " + " | ".join(map(escape, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(escape, row)) + " |" for row in rows]
+    if folded is not None:
+        summary, body = folded
+        lines += ["", f"<details><summary>{summary}</summary>", "", body, "", "</details>"]
     return Markdown("\n".join(lines))
