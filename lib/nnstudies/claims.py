@@ -22,6 +22,7 @@ scale that cannot reach the claim's operating point (its number is then shown as
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import hashlib
 import importlib
@@ -38,11 +39,13 @@ __all__ = [
     "COSINE",
     "EXPONENT",
     "LOSS",
+    "MINIMUM_EFFECT",
     "PEARSON",
     "POINTS",
     "PROTOCOL_TEXT",
     "SHARE",
     "SYMBOLS",
+    "THIRD_EDITION",
     "TIMES",
     "TIMES_LOG10",
     "Claim",
@@ -170,16 +173,9 @@ class Rule:
         return cls("above", threshold, margin, k, min_runs, minimum)
 
     @classmethod
-    def below(
-        cls,
-        threshold: float = 0.0,
-        *,
-        margin: float = 0.0,
-        minimum: float | None = None,
-        k: float = 2.0,
-        min_runs: int = 3,
-    ) -> Rule:
-        return cls("below", threshold, margin, k, min_runs, minimum)
+    def below(cls, threshold: float = 0.0, **options: Any) -> Rule:
+        """The mirror image of :meth:`above` (the same options)."""
+        return dataclasses.replace(cls.above(threshold, **options), kind="below")
 
     @classmethod
     def within(cls, target: float, *, tolerance: float, k: float = 2.0, min_runs: int = 3) -> Rule:
@@ -427,6 +423,16 @@ class SeedRoles:
         return f"tuned on judging seed{'s' if len(self.overlap) > 1 else ''} " + ", ".join(
             map(str, self.overlap)
         )
+
+
+#: The day the third edition's rules were set, after every chapter's `cpu` and `full` results had been seen.
+THIRD_EDITION = "2026-12-06"
+#: Its verdict levels.
+MINIMUM_EFFECT = RuleChange(
+    THIRD_EDITION,
+    ("cpu", "full"),
+    "'partly' needs the stated minimum effect (was: any mean beyond the threshold)",
+)
 
 
 def fingerprint(claim: Claim) -> str:

@@ -6,10 +6,19 @@ from __future__ import annotations
 
 import math
 
-from ...claims import LOSS, POINTS, SHARE, TIMES_LOG10, Claim, Rule, RuleChange, Unit
+from ...claims import (
+    LOSS,
+    MINIMUM_EFFECT,
+    POINTS,
+    SHARE,
+    THIRD_EDITION,
+    TIMES_LOG10,
+    Claim,
+    Rule,
+    RuleChange,
+    Unit,
+)
 from .studies import LearningRateStudy, PairResult
-
-_TODAY = "2026-12-06"
 
 __all__ = ["CLAIMS", "claim_values"]
 
@@ -22,11 +31,6 @@ _RESERVES = RuleChange(
     "then + 2000 (the reserve rule)",
 )
 
-_LEVELS = RuleChange(
-    _TODAY,
-    ("cpu", "full"),
-    "'partly' needs the stated minimum effect (was: any mean beyond the threshold)",
-)
 
 CLAIMS = (
     Claim(
@@ -38,7 +42,7 @@ CLAIMS = (
         unit=LOSS,
         point="test split, two SGD solutions of the same MLP",
         rule=Rule.above(0.0, margin=0.1, minimum=0.05),
-        changes=(_LEVELS,),
+        changes=(MINIMUM_EFFECT,),
     ),
     Claim(
         "mlp_barrier_small",
@@ -57,7 +61,7 @@ CLAIMS = (
         unit=POINTS,
         point="the initialisations of a trained pair, B permuted by the pair's matching",
         rule=Rule.above(0.0, margin=0.03, minimum=0.01),
-        changes=(_LEVELS,),
+        changes=(MINIMUM_EFFECT,),
     ),
     Claim(
         "init_naive_at_chance",
@@ -83,7 +87,7 @@ CLAIMS = (
         rule=Rule.above(0.0, margin=0.02, minimum=0.0),
         changes=(
             RuleChange(
-                _TODAY,
+                THIRD_EDITION,
                 ("cpu", "full"),
                 "judged on the test split (was training data, where REPAIR looked better)",
             ),
@@ -111,7 +115,7 @@ CLAIMS = (
         changes=(
             _RESERVES,
             RuleChange(
-                _TODAY,
+                THIRD_EDITION,
                 ("cpu", "full"),
                 "'partly' needs the large-lr barrier at least 1.5× the small-lr one (was: any "
                 "positive mean); 'yes' needs 2× (was 1.26×)",

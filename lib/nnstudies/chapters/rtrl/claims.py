@@ -9,8 +9,10 @@ from collections.abc import Sequence
 from ...claims import (
     BITS,
     EXPONENT,
+    MINIMUM_EFFECT,
     SHARE,
     SYMBOLS,
+    THIRD_EDITION,
     TIMES,
     TIMES_LOG10,
     Claim,
@@ -25,13 +27,6 @@ from .learners import Algorithm, Learner
 
 __all__ = ["CLAIMS", "characters_learned", "claim_values", "optimal_kf_shares"]
 
-_TODAY = "2026-12-06"
-_LEVELS = RuleChange(
-    _TODAY,
-    ("cpu", "full"),
-    "'partly' needs the stated minimum effect (was: any mean beyond the threshold)",
-)
-
 
 CLAIMS = (
     Claim(
@@ -43,7 +38,7 @@ CLAIMS = (
         unit=BITS,
         point="a dependency one step longer than the horizon",
         rule=Rule.above(0.0, margin=0.5, minimum=0.25),
-        changes=(_LEVELS,),
+        changes=(MINIMUM_EFFECT,),
     ),
     Claim(
         "noise",
@@ -60,7 +55,9 @@ CLAIMS = (
         rule=Rule.above(1.0),
         changes=(
             RuleChange(
-                _TODAY, ("cpu", "full"), "judged at steady state, not over the first 40 steps"
+                THIRD_EDITION,
+                ("cpu", "full"),
+                "judged at steady state, not over the first 40 steps",
             ),
         ),
     ),
@@ -73,7 +70,7 @@ CLAIMS = (
         unit=SHARE,
         point="every step of a run",
         rule=Rule.above(0.5, margin=0.25, minimum=0.1),
-        changes=(_LEVELS,),
+        changes=(MINIMUM_EFFECT,),
     ),
     Claim(
         "copy",
@@ -90,7 +87,7 @@ CLAIMS = (
         rule=Rule.above(0.0, margin=1.0, minimum=0.5),
         changes=(
             RuleChange(
-                _TODAY,
+                THIRD_EDITION,
                 ("cpu", "full"),
                 "not tested with a sliding-window TBPTT at one horizon: the claim is about "
                 "TBPTT updating every k steps",
@@ -114,7 +111,7 @@ CLAIMS = (
         unit=BITS,
         point="characters, after training",
         rule=Rule.above(0.0, margin=0.3, min_runs=2, minimum=0.1),
-        changes=(_LEVELS,),
+        changes=(MINIMUM_EFFECT,),
     ),
     Claim(
         "cost_ratio",
