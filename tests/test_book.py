@@ -216,6 +216,54 @@ def check_explorers(page: Any, name: str, expected: int) -> list[str]:
     return problems
 
 
+# A reader's laptop: the width at which every code block and claims table must read without sideways scrolling.
+WINDOW = {"width": 1300, "height": 2000}
+MAX_CLAIM_LINES = 4  # lines of text a claims-table row may take
+# Folded solutions (sphinx-togglebutton) are laid out too, as a reader who opens them sees them; FOLD folds
+# them again.
+UNFOLD = """() => [...document.querySelectorAll('.toggle-hidden')].map(e => { e.classList.remove('toggle-hidden'); return e; })"""
+FOLD = "es => es.forEach(e => e.classList.add('toggle-hidden'))"
+# Every code block (input, output, listing) whose content is wider than its box: it scrolls sideways.
+CODE_SCROLL = """() => [...document.querySelectorAll('pre')]
+    .filter(p => p.getClientRects().length > 0 && p.scrollWidth > p.clientWidth + 1)
+    .map(p => [p.scrollWidth, p.clientWidth, p.textContent.trim().split('\\n')[0].slice(0, 70)])"""
+# Each row of a claims table (an output table with a 'verdict' column): its height in lines of its text.
+CLAIM_ROWS = """() => [...document.querySelectorAll('.cell_output table')]
+    .filter(t => [...t.querySelectorAll('th')].some(th => /verdict/i.test(th.textContent)))
+    .flatMap((t, ti) => [...t.querySelectorAll('tbody tr')].map(tr => {
+        const lines = [...tr.children].map(td => {
+            const s = getComputedStyle(td);
+            const line = s.lineHeight === 'normal' ? 1.2 * parseFloat(s.fontSize) : parseFloat(s.lineHeight);
+            const box = td.getBoundingClientRect().height - parseFloat(s.paddingTop) - parseFloat(s.paddingBottom)
+                - parseFloat(s.borderTopWidth) - parseFloat(s.borderBottomWidth);
+            return box / line;
+        });
+        return [ti, Math.max(...lines), tr.innerText.replace(/\\s+/g, ' ').slice(0, 70)];
+    }))"""
+# A tqdm bar's line: "desc: 100%|██████████| 640/640 [00:01<00:00, ...]".
+TQDM = re.compile(r"\d+%\|[^|\n]*\|\s*\d+/\d+")
+
+
+def layout_problems(page: Any, name: str) -> list[str]:
+    """At the reader's window: no code block scrolls sideways, no claims-table row is taller than
+    MAX_CLAIM_LINES lines, and no progress bar was stored in the page."""
+    folded = page.evaluate_handle(UNFOLD)
+    problems = [
+        f"{name}: code block scrolls sideways ({width} px of content in {box} px): {first!r}"
+        for width, box, first in page.evaluate(CODE_SCROLL)
+    ]
+    page.evaluate(FOLD, folded)
+    problems += [
+        f"{name}: claims table {table}: a row {lines:.1f} lines tall (at most {MAX_CLAIM_LINES}): {text!r}"
+        for table, lines, text in page.evaluate(CLAIM_ROWS)
+        if lines > MAX_CLAIM_LINES + 0.25
+    ]
+    bars = TQDM.findall(page.evaluate("() => document.body.innerText"))
+    if bars:
+        problems.append(f"{name}: {len(bars)} progress-bar lines in the page, e.g. {bars[0]!r}")
+    return problems
+
+
 def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
     """What a reader sees, offline: every request that leaves the local server is blocked and is a failure.
 
@@ -257,7 +305,7 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS)
-        context = browser.new_context()
+        context = browser.new_context(viewport=WINDOW)
 
         def block(route):  # type: ignore[no-untyped-def]
             # The book must work offline: a request to any other host is a failure, not something to stub.
@@ -353,6 +401,7 @@ def test_pages_in_headless_chromium(built_book: Path, served_book: str) -> None:
                     problems.append(f"{name}: no launch link to {want} (found {links})")
             if name in chapters:
                 problems += check_explorers(page, name, explorers.get(name, 0))
+            problems += layout_problems(page, name)
             if shots:
                 Path(shots).mkdir(parents=True, exist_ok=True)
                 page.screenshot(

@@ -125,10 +125,20 @@ def test_bad_training_arguments() -> None:
         nnstudies.train(MLP(8, [4], 3), data, lr=0.1, epochs=0, show_progress=False)
 
 
-def test_progress_is_one_line_when_static(
+def test_progress_is_one_line_in_a_script(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("NNSTUDIES_STATIC", "1")
+    monkeypatch.delenv("NNSTUDIES_STATIC", raising=False)
     nnstudies.train(MLP(8, [4], 3), toy_data(), lr=0.1, epochs=2, batch_size=64, desc="toy run")
     out = capsys.readouterr().out
     assert out.count("toy run") == 1 and "\r" not in out and "100%" in out
+
+
+def test_no_progress_bars_when_outputs_are_stored(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The book's executions set $NNSTUDIES_STATIC: no bar is stored in a notebook's outputs."""
+    monkeypatch.setenv("NNSTUDIES_STATIC", "1")
+    nnstudies.train(MLP(8, [4], 3), toy_data(), lr=0.1, epochs=2, batch_size=64, desc="toy run")
+    captured = capsys.readouterr()
+    assert "toy run" not in captured.out + captured.err and "%|" not in captured.out + captured.err

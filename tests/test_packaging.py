@@ -61,3 +61,22 @@ def test_the_sphinx_extensions_load_without_torch() -> None:
         "assert 'torch' not in sys.modules and 'nnstudies' not in sys.modules, sorted(sys.modules)"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+
+
+def test_one_version_number() -> None:
+    """pip's version is ``nnstudies.__version__``: pyproject.toml reads it, and writes none of its own.
+    (tests/test_colab.py checks the same of a copy that pip built and installed.)"""
+    import importlib.metadata
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and "version" in project["project"]["dynamic"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "nnstudies.__version__"}
+    init = (ROOT / "lib" / "nnstudies" / "__init__.py").read_text()
+    written = re.findall(r'^__version__ = "([^"]+)"', init, re.MULTILINE)
+    assert len(written) == 1, "nnstudies/__init__.py writes its version once, as a literal"
+    import nnstudies
+
+    assert nnstudies.__version__ == written[0]
+    assert importlib.metadata.version("nnstudies") == written[0], (
+        "the installed metadata is stale: reinstall (make env)"
+    )

@@ -5,7 +5,8 @@
     python tools/book.py build [--out DIR] # HTML book from the stored outputs, warnings as errors
     python tools/book.py check             # exit 1 when a stored notebook is stale or out of sync
     python tools/book.py results --scale full [00 ...]  # run chapters at full (or paper), store results/<chapter>/<scale>.json
-    python tools/book.py student [--out DIR]           # the student edition: notebooks without solution cells
+    python tools/book.py student [--out DIR]           # the student edition: no solutions, an empty cell for code
+    python tools/book.py pdf [--out DIR]               # the book as one PDF (single-page HTML printed by Chromium)
     python tools/book.py crosscheck [00 ...]           # re-execute at cpu with another floating-point path, compare verdicts
     python tools/book.py verify [00 ...]               # certify stored results across a refactor (same numbers), or say to re-run
 
@@ -570,20 +571,38 @@ def crosscheck(only: list[str] | None = None, timeout: int = 3600) -> bool:
 # ----------------------------------------------------------------------------- student edition
 
 
+def is_coding_solution(cell: nbformat.NotebookNode) -> bool:
+    """A solution (tagged ``solution``) that answers with code: a code cell, or a folded answer
+    holding a Python listing. The exercise above it is a coding exercise."""
+    if "solution" not in cell.metadata.get("tags", []):
+        return False
+    return cell.cell_type == "code" or "```python" in cell.source
+
+
 def student(out: Path | None = None) -> Path:
-    """The student edition: every chapter without its solution cells (tagged ``solution``) and without outputs."""
+    """The student edition: every chapter without its solution cells (tagged ``solution``) and
+    without outputs. Under each coding exercise, in place of its solution, an empty code cell
+    (tagged ``answer``) waits for the student's code."""
     folder = out or ROOT / "_build" / "student"
     folder.mkdir(parents=True, exist_ok=True)
     for path in chapters():
         nb = nbformat.read(path, as_version=4)
-        removed = sum("solution" in c.metadata.get("tags", []) for c in nb.cells)
-        nb.cells = [c for c in nb.cells if "solution" not in c.metadata.get("tags", [])]
+        cells, removed, answers = [], 0, 0
+        for cell in nb.cells:
+            if "solution" not in cell.metadata.get("tags", []):
+                cells.append(cell)
+                continue
+            removed += 1
+            if is_coding_solution(cell):
+                answers += 1
+                cells.append(nbformat.v4.new_code_cell("", metadata={"tags": ["answer"]}))
+        nb.cells = cells
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
         nb.metadata.pop("nnstudies", None)
         nbformat.write(nb, folder / path.name)
-        print(f"{path.name}: {removed} solution cells removed")
+        print(f"{path.name}: {removed} solution cells removed, {answers} empty cells for code")
     print(f"The student edition is in {folder}")
     return folder
 
@@ -615,6 +634,53 @@ def build(out: Path | None = None) -> Path:
     return index
 
 
+# ----------------------------------------------------------------------------- PDF
+
+#: The browsers the PDF is printed with, the first found.
+CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
+
+
+def pdf(out: Path | None = None) -> Path:
+    """The whole book as one PDF, with no LaTeX: Jupyter Book's single-page HTML build of the stored
+    outputs, printed by headless Chromium (what Jupyter Book's ``pdfhtml`` builder does, with the
+    system's Chromium instead of one that Playwright downloads). Returns the PDF's path."""
+    browser = next(filter(None, map(shutil.which, CHROMIUM)), None)
+    if browser is None:
+        raise SystemExit(
+            "make pdf prints the book with Chromium: install Debian's chromium (apt-get install chromium)"
+        )
+    mathjax()
+    root = out or ROOT
+    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent)) or "jupyter-book"
+    args = [jb, "build", str(ROOT), "--builder", "singlehtml", "--warningiserror", "--keep-going"]
+    subprocess.run([*args, "--path-output", str(root)], check=True, cwd=ROOT)
+    single = root / "_build" / "singlehtml"
+    config = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    # The single page is written at the root document's path (book/intro.html), but its links to
+    # images and styles are relative to the build's root: print a copy that sits there.
+    page = single / "nnstudies.html"
+    shutil.copyfile(single / f"{config['root']}.html", page)
+    target = root / "_build" / "pdf" / "nnstudies.pdf"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-pdf-header-footer",
+            "--virtual-time-budget=30000",  # time for MathJax to typeset, and the figures to load
+            f"--print-to-pdf={target}",
+            page.as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    if not target.is_file() or target.stat().st_size == 0:
+        raise SystemExit(f"Chromium wrote no PDF at {target}")
+    return target
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -637,6 +703,8 @@ def main() -> None:
     rt.add_argument("only", nargs="*")
     st = sub.add_parser("student")
     st.add_argument("--out", type=Path, default=None)
+    pd = sub.add_parser("pdf")
+    pd.add_argument("--out", type=Path, default=None)
     rs = sub.add_parser("results")
     rs.add_argument("--scale", default="full", help="full or paper")
     rs.add_argument(
@@ -661,6 +729,8 @@ def main() -> None:
         sys.exit(0 if crosscheck(args.only) else 1)
     elif args.command == "student":
         student(args.out)
+    elif args.command == "pdf":
+        print(f"The book as a PDF: {pdf(args.out)}")
     elif args.command == "rules-then":
         rules_then(args.only)
     elif args.command == "results":

@@ -1,5 +1,6 @@
 """The book's Sphinx extension (_config.yml: sphinx.local_extensions), for what only a hook inside the
-build can do: serve MathJax and the Colab badge from the book itself, and label citations author-year.
+build can do: serve MathJax and the Colab badge from the book itself, label citations author-year,
+and say under each chapter's title when and at which commit its outputs were made.
 
 It imports nothing of nnstudies (and so no torch): building the book needs only the stored notebooks.
 ``tools/book.py`` uses its MathJax fetch too.
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import shutil
 import subprocess
 import tarfile
@@ -74,6 +76,34 @@ def mathjax() -> Path:
         shutil.move(Path(tmp) / "package", MATHJAX_DIR)
     print(f"fetched MathJax {MATHJAX_VERSION} into {MATHJAX_DIR.relative_to(ROOT)}")
     return es5
+
+
+# ----------------------------------------------------------------------------- when the outputs were made
+
+
+def outputs_made(notebook: Path) -> tuple[str, str, str] | None:
+    """(scale, commit, date) of a chapter's stored outputs: the scale they were made at, and the
+    commit that stored them, with its date: the first commit whose copy of the notebook carries
+    the hash its outputs were made from (``metadata.nnstudies.source_hash``, written by
+    ``tools/book.py execute``). Commit and date are "" when no commit holds them yet. None for a
+    notebook without that hash, or outside a git checkout (a shallow clone names its only commit:
+    the book's workflow fetches the whole history)."""
+    meta = json.loads(notebook.read_text()).get("metadata", {}).get("nnstudies", {})
+    made_from = meta.get("source_hash")
+    if not made_from:
+        return None
+    log = subprocess.run(
+        ["git", "log", "--format=%h %cs", "-S", made_from, "--", notebook.name],
+        cwd=notebook.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if log.returncode != 0:
+        return None
+    commits = [line.split() for line in log.stdout.splitlines() if line.strip()]
+    commit, date = commits[-1] if commits else ("", "")  # the oldest: the one that stored them
+    return meta.get("scale", "cpu"), commit, date
 
 
 # ----------------------------------------------------------------------------- Sphinx
@@ -151,6 +181,26 @@ def setup(app):  # type: ignore[no-untyped-def]
         if license_.is_file():
             shutil.copy2(license_, target / "LICENSE")
 
+    def made_line(app, doctree) -> None:  # type: ignore[no-untyped-def]
+        """Under a chapter's title, when and at which commit its outputs were made."""
+        source = Path(app.env.doc2path(app.env.docname))
+        made = outputs_made(source) if source.suffix == ".ipynb" else None
+        sections = list(doctree.findall(nodes.section))
+        if made is None or not sections:
+            return
+        scale, commit, date = made
+        stored = f" and stored in commit {commit} on {date}." if commit else ", not committed yet."
+        line = nodes.paragraph(classes=["nnstudies-made"])
+        line += nodes.emphasis(
+            "",
+            "",
+            nodes.Text("This page's outputs were made at the "),
+            nodes.literal("", scale),
+            nodes.Text(" scale" + stored),
+        )
+        sections[0].insert(1, line)
+
+    app.connect("doctree-read", made_line)
     app.connect("builder-inited", lambda app: mathjax())
     app.connect(
         "doctree-read", local_badge, priority=400

@@ -41,7 +41,7 @@ from .runs import Run, Spec, execute, run_all
 from .scales import SCALES, check_scale, dry_run, pick, resolve_scale
 from .training import DivergenceError, History, evaluate, fit, train
 
-__version__ = "0.2.0"
+__version__ = "0.2.0"  # the one version number: pyproject.toml reads it from here
 
 __all__ = [
     "CNN",

@@ -49,7 +49,8 @@ def describe_device(device: torch.device) -> str:
     elif device.type == "mps":
         what = "mps (Apple GPU)"
     else:
-        what = f"cpu ({torch.get_num_threads()} threads)"
+        count = torch.get_num_threads()
+        what = f"cpu ({count} thread{'' if count == 1 else 's'})"
     return f"device: {what}, torch {torch.__version__}"
 
 

@@ -13,11 +13,24 @@ Jupyter, on Colab, on GitHub and in the book alike (it is a Markdown output).
 from __future__ import annotations
 
 import inspect
+import re
 import textwrap
 from pathlib import Path
 from typing import Any
 
 __all__ = ["code_listing", "show_code"]
+
+
+# Comments addressed to the type checker and the linter, not to a reader: "  # type: ignore[arg-type]",
+# "  # noqa: E501". The listing leaves them out; the file keeps them.
+TOOL_COMMENT = re.compile(
+    r"[ \t]*#[ \t]*(?:type:[ \t]*ignore(?:\[[^\]]*\])?|noqa(?::[ \t]*[A-Z0-9, ]+?)?)(?=[ \t]*(?:#|$))"
+)
+
+
+def _for_readers(source: str) -> str:
+    """``source`` without the comments that speak to tools at the end of its lines."""
+    return "\n".join(TOOL_COMMENT.sub("", line).rstrip() for line in source.splitlines())
 
 
 def code_listing(*objects: Any) -> str:
@@ -39,7 +52,7 @@ def code_listing(*objects: Any) -> str:
             if path.name != "__init__.py"
             else path.as_posix()
         )
-        source = textwrap.dedent("".join(lines)).rstrip()
+        source = _for_readers(textwrap.dedent("".join(lines)).rstrip())
         parts.append(f"`{where}`, line {first}:\n\n```python\n{source}\n```")
     return "\n\n".join(parts)
 

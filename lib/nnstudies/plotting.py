@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
@@ -17,10 +17,12 @@ from .training import History
 __all__ = [
     "PALETTE",
     "color_for",
+    "draw_stored",
     "errorbar_over_seeds",
     "log_line_chart",
     "new_figure",
     "plot_histories",
+    "scale_title",
     "use_style",
 ]
 
@@ -126,3 +128,23 @@ def plot_histories(
     if title:
         fig.suptitle(title)
     return fig
+
+
+def draw_stored(
+    chapter: str, draw: Callable[[Mapping[str, Any]], Figure], *, scale: str = "full"
+) -> Figure | None:
+    """The figure ``draw`` makes from the values stored for ``chapter`` at ``scale``
+    (``results/<chapter>/<scale>.json``), or, when none are stored here, one line saying so and
+    no figure."""
+    from .results import load_results  # results reads the claims; plotting stays light to import
+
+    stored = load_results(chapter, scale)
+    if stored is None:
+        print(f"No stored `{scale}` results here, so no `{scale}` figure.")
+        return None
+    return draw(stored.values)
+
+
+def scale_title(ax: Axes, scale: str, what: str) -> None:
+    """Title an axis with what it shows and, first, the scale it was run at (``full: ...``)."""
+    ax.set_title(f"{scale}: {what}")

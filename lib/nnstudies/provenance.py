@@ -48,7 +48,10 @@ __all__ = [
 NOT_NUMERIC = frozenset(
     {
         "nnstudies.explorer",
+        "nnstudies.colab",
         "nnstudies.listing",
+        "nnstudies.made",
+        "nnstudies.pretty",
         "nnstudies.plotting",
         "nnstudies.progress",
         "nnstudies.provenance",

@@ -194,9 +194,9 @@ class StoredResults:
     def note(self) -> str:
         """One line: where and when these results were made, and whether the code has changed since."""
         p = self.provenance
-        where = (
-            f"{p.get('device', '?')}, {p.get('threads', '?')} threads, torch {p.get('torch', '?')}"
-        )
+        threads = p.get("threads", "?")
+        plural = "" if threads == 1 else "s"
+        where = f"{p.get('device', '?')}, {threads} thread{plural}, torch {p.get('torch', '?')}"
         when = f"commit {p.get('commit', '?')}, {p.get('date', '?')}"
         minutes = p.get("wall_seconds", 0) / 60
         text = f"`{self.scale}` results stored from {when} ({where}; {minutes:.0f} min)"
@@ -244,14 +244,16 @@ def _values(kept: Any) -> Any:
     return dict(kept) if isinstance(kept, Mapping) else list(kept)
 
 
+_SHORT = {Verdict.NOT_TESTED: "not tested"}  # in the table; its folded details say why
+
+
 def _cell(claim: Claim, judged: Judgement) -> str:
     text = str(judged.evidence)
     if judged.untested and judged.evidence.values:
         text += " (illustration)"
-    if claim.protocol is not None and judged.evidence.values:
+    if judged.other is not None and judged.other.values:
         other = next(p for p in Protocol if p != claim.protocol)
-        shown = judged.other if judged.other is not None and judged.other.values else "not run"
-        text += f"; {other}: {shown}"
+        text += f"; {other}: {judged.other}"
     return text
 
 
@@ -263,7 +265,7 @@ def _verdict(claim: Claim, judged: Judgement, scale: str) -> str:
             f"{scale}: **{verdict}** ({claim.protocol}: {judged.evidence.verdict}, "
             f"{other}: {judged.other.verdict})"
         )
-    return f"{scale}: **{verdict}**"
+    return f"{scale}: **{_SHORT.get(verdict, verdict)}**"
 
 
 def _changed_mark(changed: Mapping[str, str]) -> str:
@@ -286,7 +288,11 @@ def _details(claims: Sequence[Claim], seeds: Mapping[str, SeedRoles | None]) -> 
             parts.append(f"Where the paper made the claim: {c.point}.")
         parts.append(f"Rule: {c.rule.text(c.unit)}.")
         if c.protocol is not None:
-            parts.append(f"Decided by the {c.protocol}: {PROTOCOL_TEXT[c.protocol]}.")
+            other = next(p for p in Protocol if p != c.protocol)
+            parts.append(
+                f"Decided by the {c.protocol}: {PROTOCOL_TEXT[c.protocol]}. The {other} is shown "
+                "beside it where it was run; where the two disagree, the verdict depends on tuning."
+            )
         if c.baseline:
             parts.append(f"Baseline: {c.baseline}.")
         for where, why in sorted(c.untested.items()):

@@ -8,6 +8,7 @@ import enum
 from dataclasses import dataclass, replace
 
 from ...continual import Regulariser
+from ...pretty import Pretty
 
 __all__ = ["BENCHMARKS", "PRESETS", "Benchmark", "BenchmarkSettings", "Preset"]
 
@@ -41,7 +42,7 @@ class BenchmarkSettings:
 
 
 @dataclass(frozen=True)
-class Preset:
+class Preset(Pretty):
     """Chapter 3's settings at one scale."""
 
     dataset: str

@@ -18,7 +18,7 @@ from torch import nn
 from ... import continual as cl
 from ...continual import Regulariser
 from ...models import CNN, MLP
-from ...plotting import errorbar_over_seeds, new_figure
+from ...plotting import errorbar_over_seeds, new_figure, scale_title
 from ...results import markdown_table
 from .experiment import Comparison, Tuning, label, strength, train_run
 from .presets import BENCHMARKS, Benchmark, BenchmarkSettings, Preset
@@ -42,6 +42,7 @@ __all__ = [
     "plot_gaps",
     "plot_matrix",
     "plot_methods",
+    "plot_stored",
     "plot_tuning",
 ]
 
@@ -183,6 +184,43 @@ def plot_correlations(
         )
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def plot_stored(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
+    """The claims' figures from a stored run (``results/03_continual_learning/<scale>.json``): each
+    method's average test accuracy minus no regularisation's, seed by seed (dots) and on average
+    (bars), on both benchmarks (* the method chosen on the tuning seed), and SIB's share of SI's importance against the batch size."""
+    fig, (ax_p, ax_s, ax_b) = new_figure(3, width=11.0, height=3.6)
+    for ax, key, name in ((ax_p, "permuted", "Permuted"), (ax_s, "split", "Split")):
+        test = {R(m): accuracies for m, accuracies in values[f"{key}.test"].items()}
+        best = values.get(f"{key}.best")
+        names = [m for m in test if m != R.NONE]
+        for i, m in enumerate(names):
+            gaps = [a - b for a, b in zip(test[m], test[R.NONE])]
+            ax.bar(i, statistics.fmean(gaps), color=cl.METHODS[m].colour, alpha=0.85)
+            ax.scatter([i] * len(gaps), gaps, color="black", s=8, zorder=3)
+        ax.axhline(0, color="0.3", lw=1)
+        ax.set_xticks(
+            range(len(names)),
+            [label(m) + (" *" if m == best else "") for m in names],
+            rotation=45,
+            ha="right",
+        )
+        ax.set(ylabel="test accuracy − none's (same seed)")
+        scale_title(ax, scale, f"{name}, seeds {tuple(values[f'{key}.seeds'])}")
+    sizes = list(values["bias.batch_sizes"])
+    shares = [values["bias.share"][str(b)] for b in sizes]
+    errorbar_over_seeds(ax_b, sizes, shares, color=cl.METHODS[R.SIB].colour)
+    ax_b.set(
+        xscale="log",
+        ylim=(0, 1.02),
+        xlabel="batch size",
+        ylabel="mean Ω of SIB / mean Ω of SI",
+    )
+    ax_b.set_xticks(sizes, [str(b) for b in sizes])
+    ax_b.xaxis.set_minor_locator(NullLocator())
+    scale_title(ax_b, scale, "how much of SI is its bias")
     return fig
 
 

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ...pretty import Pretty
+
 __all__ = ["PRESETS", "Preset"]
 
 
 @dataclass(frozen=True)
-class Preset:
+class Preset(Pretty):
     """Chapter 0's settings at one scale."""
 
     dataset: str

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
+from ...pretty import Pretty
 from .methods import Method
 
 __all__ = [
@@ -73,7 +74,7 @@ class Timing:
 
 
 @dataclass(frozen=True)
-class Preset:
+class Preset(Pretty):
     """Chapter 2's settings at one scale.
 
     ``seeds``: independent runs (initialisation, batch order, sampled labels) per method. ``mlp``:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plotting import PALETTE, log_line_chart, new_figure
+from ...plotting import PALETTE, log_line_chart, new_figure, scale_title
 from .experiment import MethodRun
 from .methods import Method
 from .presets import Preset, Setting
@@ -26,6 +26,7 @@ __all__ = [
     "plot_cosines",
     "plot_final_losses",
     "plot_runs",
+    "plot_stored",
 ]
 
 
@@ -178,6 +179,54 @@ def plot_cosines(
         title=f"after {after} KFAC updates, across dampings",
     )
     ax2.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_stored(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
+    """The claims' figures from a stored run (``results/02_neuron_descent/<scale>.json``): the first
+    seed's training loss per method (left), every seed's final loss (middle), and the KFAC-vs-FOOF
+    cosine across dampings (right)."""
+    fig, (ax_curve, ax_final, ax_cos) = new_figure(3, width=11.0, height=3.6)
+    steps = values["curve_steps"]
+    names = [m for m in Method if f"curve.{m.value}" in values]
+    for method in names:
+        curve = values[f"curve.{method.value}"]
+        ax_curve.plot(
+            steps[: len(curve)], curve, color=METHODS[method].colour, label=_label(method)
+        )
+    ax_curve.set(xlabel="updates", ylabel="training loss (training set)", yscale="log")
+    scale_title(ax_curve, scale, f"seed {values['seeds'][0]}")
+    ax_curve.legend(loc="lower left", fontsize=7)
+    finals = [m for m in Method if f"final_loss.{m.value}" in values]
+    for i, method in enumerate(finals):
+        losses = values[f"final_loss.{method.value}"]
+        colour = METHODS[method].colour
+        ax_final.scatter([i] * len(losses), losses, color=colour, s=22, zorder=3)
+        mean = float(np.exp(np.mean(np.log(losses))))
+        ax_final.hlines(mean, i - 0.3, i + 0.3, color=colour, lw=2)
+    ax_final.set_xticks(
+        range(len(finals)), [METHODS[m].short.replace(" ", "\n", 1) for m in finals], fontsize=7
+    )
+    ax_final.set(yscale="log", ylabel="final training loss")
+    scale_title(ax_final, scale, f"every seed ({len(values['seeds'])})")
+    by_damping = values["cosine_by_damping"]
+    for kind, method in (("heuristic", Method.KFAC), ("standard", Method.KFAC_STANDARD)):
+        if kind in by_damping:
+            ax_cos.plot(
+                values["cosine_dampings"],
+                by_damping[kind],
+                color=METHODS[method].colour,
+                marker="o",
+                label=_label(method),
+            )
+    ax_cos.set(
+        xscale="log",
+        xlabel="damping λ",
+        ylabel="cosine to FOOF (Ā inner product)",
+        ylim=(-0.05, 1.05),
+    )
+    scale_title(ax_cos, scale, "KFAC vs FOOF, early in training")
+    ax_cos.legend(loc="lower right", fontsize=7)
     return fig
 
 

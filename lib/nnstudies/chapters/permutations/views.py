@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from ...permutations import Curve, activation_similarity, interpolation_curve, permute
-from ...plotting import PALETTE, new_figure
+from ...plotting import PALETTE, new_figure, scale_title
 from ...runs import SweepError
 from ...training import DivergenceError
 from .experiment import load_data, matching_inputs, train_pair
@@ -45,6 +45,7 @@ __all__ = [
     "plot_init_by_update",
     "plot_learning_rate_study",
     "plot_similarity",
+    "plot_stored",
     "plot_width_study",
 ]
 
@@ -215,6 +216,76 @@ def plot_init_by_update(
         ylim=(0, None),
     )
     ax.legend(fontsize=8)
+    return fig
+
+
+def plot_stored(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
+    """The claims' figures from a stored run (``results/01_permutations/<scale>.json``): the test loss
+    along the line from A to the permuted B per matching method (mean over pairs), the accuracy of
+    the averaged initialisations against the update at which the permutation was found (one dot
+    per pair), and the conv nets' barriers at the small and the large learning rate."""
+    fig, (ax_line, ax_init, ax_cnn) = new_figure(3, width=11.0, height=3.6)
+    for name in METHODS:
+        curve = values.get(f"curve_test_loss_{name}")
+        if curve is not None:
+            ax_line.plot(
+                values["alphas"],
+                curve,
+                color=COLOURS[name],
+                marker="o",
+                markersize=3,
+                label=METHODS[name].label,
+            )
+    ax_line.set(xlabel="α (0: network A, 1: permuted B)", ylabel="test loss")
+    scale_title(ax_line, scale, f"MLP, mean over {values['pairs']} pairs")
+    ax_line.legend(fontsize=7)
+    by_update = {int(u): v for u, v in values["init_by_update"].items()}
+    updates = sorted(by_update)
+    ax_init.plot(
+        range(len(updates)),
+        [float(np.mean(by_update[u])) for u in updates],
+        marker="o",
+        color=COLOURS["activations"],
+        label="permuted (activation matching)",
+    )
+    for i, u in enumerate(updates):
+        ax_init.scatter([i] * len(by_update[u]), by_update[u], color="0.3", s=10, zorder=3)
+    ax_init.axhline(
+        values["init_midpoint_naive"], color=COLOURS["naive"], ls="--", label="plain average"
+    )
+    ax_init.axhline(values["chance"], color="0.4", lw=1, ls=":", label="chance")
+    ax_init.set_xticks(range(len(updates)), [str(u) for u in updates])
+    ax_init.set(
+        xlabel="updates before the permutation is found",
+        ylabel="test accuracy of ½(init A + π init B)",
+        ylim=(0, None),
+    )
+    scale_title(ax_init, scale, "averaged initialisations")
+    ax_init.legend(fontsize=7)
+    rates = [r for r in ("small", "large") if f"cnn_barrier_{r}_lr" in values]
+    for offset, (key, label, name) in enumerate(
+        (
+            ("cnn_barrier_naive_{}_lr", "no matching", "naive"),
+            ("cnn_barrier_{}_lr", "activation matching", "activations"),
+        )
+    ):
+        ax_cnn.bar(
+            [i + 0.38 * offset for i in range(len(rates))],
+            [values[key.format(r)] for r in rates],
+            width=0.36,
+            color=COLOURS[name],
+            label=label,
+        )
+    ax_cnn.set_xticks(
+        [i + 0.19 for i in range(len(rates))],
+        [f"{r} lr ({values[f'cnn_lr_{r}']:g})" for r in rates],
+    )
+    top = max(
+        values[k.format(r)] for r in rates for k in ("cnn_barrier_naive_{}_lr", "cnn_barrier_{}_lr")
+    )
+    ax_cnn.set(ylabel="test loss barrier (mean over pairs)", ylim=(0, 1.3 * top))
+    scale_title(ax_cnn, scale, "conv nets")
+    ax_cnn.legend(fontsize=7, loc="upper left", ncol=2)
     return fig
 
 

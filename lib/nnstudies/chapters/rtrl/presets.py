@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ...pretty import Pretty
 from .learners import Algorithm, Learner
 
 __all__ = [
@@ -116,7 +117,7 @@ class CostSetting:
 
 
 @dataclass(frozen=True)
-class Preset:
+class Preset(Pretty):
     """Chapter 4's settings at one scale."""
 
     copy: Network

@@ -4,13 +4,14 @@ explorers (TBPTT's horizon against OK's rank on the curriculum; the noise of OK(
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
 
-from ...plotting import log_line_chart, new_figure
+from ...plotting import log_line_chart, new_figure, scale_title
 from .characters import CharStudy
 from .cost import CostStudy
 from .experiment import (
@@ -35,6 +36,7 @@ __all__ = [
     "plot_curriculum",
     "plot_horizon",
     "plot_length_profile",
+    "plot_stored",
     "plot_variance_rank",
     "plot_variance_steps",
     "variance_explorer_chart",
@@ -420,6 +422,73 @@ def plot_cost(study: CostStudy) -> Figure:
     )
     _clean_log_axis(ax, [int(n) for n in ns])
     ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def _learner(label: str) -> Learner:
+    """The learner a stored label names ("OK (r=8)", "TBPTT (k=5)", "KF-RTRL", ...)."""
+    knob = re.search(r"\((r|k)=(\d+)\)", label)
+    for algorithm in Algorithm:
+        if algorithm.knob is None and label == algorithm.label:
+            return Learner(algorithm)
+        if knob and algorithm.knob and label.startswith(algorithm.label.split(" ")[0]):
+            setting = int(knob[2])
+            rank, horizon = (setting, 1) if algorithm.knob == "rank" else (1, setting)
+            return Learner(algorithm, rank=rank, horizon=horizon)
+    raise ValueError(f"no learner is labelled {label!r}")
+
+
+def plot_stored(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
+    """The claims' figures from a stored run (``results/04_rtrl/<scale>.json``): the curriculum's
+    length T₊ along each learner's run (first seed), the noise of each learner's gradient estimate
+    (OK against its rank), and the cost per step of exact RTRL and OK against n."""
+    fig, (ax_T, ax_var, ax_cost) = new_figure(3, width=11.0, height=3.6)
+    for label, lengths in values["copy_length_curves"].items():
+        finals = values["copy_lengths"].get(label, [])
+        ax_T.plot(
+            np.linspace(0, 1, len(lengths)),
+            lengths,
+            color=colour(_learner(label)),
+            drawstyle="steps-post",
+            label=f"{label}: {', '.join(map(str, finals))}",
+        )
+    ax_T.set(xlabel="share of the run's steps", ylabel="sequence length T₊ reached", ylim=(0, None))
+    scale_title(ax_T, scale, "copy task, curriculum (first seed)")
+    ax_T.legend(fontsize=7, loc="upper left", title="final T₊ per seed", title_fontsize=7)
+    noise = {_learner(label): seeds for label, seeds in values["variance_mean"].items()}
+    ok = sorted((spec for spec in noise if spec.algorithm is Algorithm.OK), key=lambda s: s.rank)
+    ranks = [spec.rank for spec in ok]
+    means = np.asarray([noise[spec] for spec in ok])
+    ax_var.errorbar(
+        ranks,
+        means.mean(1),
+        yerr=means.std(1),
+        marker="o",
+        capsize=3,
+        color=COLOURS[Algorithm.OK],
+        label="OK (r)",
+    )
+    for spec, per_seed in noise.items():
+        if spec.algorithm is not Algorithm.OK:
+            ax_var.axhline(float(np.mean(per_seed)), color=colour(spec), ls="--", label=spec.label)
+    ax_var.set(
+        xscale="log", yscale="log", xlabel="rank r", ylabel="mean over steps of E‖ĝ − g‖² / ‖g‖²"
+    )
+    _clean_log_axis(ax_var, ranks)
+    scale_title(ax_var, scale, f"noise against rank ({means.shape[1]} seeds)")
+    ax_var.legend(fontsize=7)
+    ns = np.asarray(values["cost_sizes"], dtype=float)
+    for label, rows in values["cost_seconds"].items():
+        spec = _learner(label)
+        for row in rows:
+            ax_cost.plot(ns, row, color=colour(spec), lw=0.6, alpha=0.4)
+        ax_cost.plot(
+            ns, np.median(np.asarray(rows), 0), marker="o", color=colour(spec), label=label
+        )
+    ax_cost.set(xscale="log", yscale="log", xlabel="hidden units n", ylabel="seconds per step")
+    _clean_log_axis(ax_cost, [int(n) for n in ns])
+    scale_title(ax_cost, scale, "cost per step (median, repeats faint)")
+    ax_cost.legend(fontsize=7)
     return fig
 
 
