@@ -417,12 +417,9 @@ class SeedRoles:
         return cls(tuple(value["judging"]), tuple(value.get("tuning", ())), value.get("how", ""))
 
     def mark(self) -> str:
-        """The page's mark on a tuned claim whose tuning seeds are also judging seeds ("" if none)."""
-        if not self.overlap:
-            return ""
-        return f"tuned on judging seed{'s' if len(self.overlap) > 1 else ''} " + ", ".join(
-            map(str, self.overlap)
-        )
+        """The page's mark on a tuned claim whose tuning seeds are also judging seeds ("" if none;
+        the folded details under the table name the seeds)."""
+        return "tuned on judging seeds" if self.overlap else ""
 
 
 #: The day the third edition's rules were set, after every chapter's `cpu` and `full` results had been seen.

@@ -268,6 +268,21 @@ def _verdict(claim: Claim, judged: Judgement, scale: str) -> str:
     return f"{scale}: **{_SHORT.get(verdict, verdict)}**"
 
 
+def _preset_seed_roles(stored: StoredResults) -> SeedRoles | None:
+    """The seed roles of a stored result that predates their recording, from its chapter's preset
+    (``nnstudies.chapters.<name>.claims.seed_roles``), where the preset is the one it ran: its
+    numeric code, presets included, is current."""
+    import importlib
+
+    package = f"{PACKAGE}.chapters.{stored.chapter.partition('_')[2]}"
+    try:
+        roles = importlib.import_module(f"{package}.claims").seed_roles
+        preset = importlib.import_module(f"{package}.presets").PRESETS[stored.scale]
+    except (ImportError, AttributeError, KeyError):
+        return None
+    return roles(preset) if stored.is_current else None
+
+
 def _changed_mark(changed: Mapping[str, str]) -> str:
     """ "rule changed after the result (date)", or one date per scale where they differ."""
     dates = set(changed.values())
@@ -359,7 +374,7 @@ def claims_table(
     if stored is not None:
         kept_rules = stored.provenance.get("claims") or stored.values.get("claim_rules") or {}
         roles = stored.values.get("seed_roles") or stored.provenance.get("seed_roles")
-        kept_seeds = SeedRoles.from_record(roles) if roles else None
+        kept_seeds = SeedRoles.from_record(roles) if roles else _preset_seed_roles(stored)
     header = [
         "the paper claims",
         "paper",
@@ -383,11 +398,11 @@ def claims_table(
                 stored_scale, made, kept_rules.get(claim.key)
             )
             if claim.is_tuned and kept_seeds is not None and kept_seeds.mark():
-                marks.append(f"{stored_scale}: {kept_seeds.mark()}")
+                marks.append(kept_seeds.mark())
         verdicts.append(_verdict(claim, live, scale))
         changed[scale] = claim.changed_after(scale, None, None)
         if claim.is_tuned and seeds is not None and seeds.mark():
-            marks.append(f"{scale}: {seeds.mark()}")
+            marks.append(seeds.mark())
         if any(changed.values()):
             marks.insert(0, _changed_mark(changed))
         verdict = " · ".join(verdicts)
