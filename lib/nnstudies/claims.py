@@ -124,8 +124,8 @@ class Unit:
         return self.name or self.symbol
 
 
-TIMES_LOG10 = Unit("×", log10=True)  #: log10 of a ratio, shown as the ratio
-TIMES = Unit("×")  #: a plain ratio
+TIMES_LOG10 = Unit("×", log10=True, name="a ratio, ×")  #: log10 of a ratio, shown as the ratio
+TIMES = Unit("×", name="a ratio, ×")  #: a plain ratio
 POINTS = Unit("points", scale=100.0, fmt=".1f", signed=True)  #: a difference of accuracies
 ACCURACY = Unit("%", scale=100.0, fmt=".1f")
 COSINE = Unit("", prefix="cos ", name="cosine")

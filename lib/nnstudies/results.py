@@ -298,7 +298,8 @@ def _changed_mark(changed: Mapping[str, str]) -> str:
 def _details(claims: Sequence[Claim], seeds: Mapping[str, SeedRoles | None]) -> str:
     lines = []
     for c in claims:
-        parts = [f"- **{c.statement}.** {c.quantity}, in {c.unit.symbol}."]
+        quantity = c.quantity[:1].upper() + c.quantity[1:]
+        parts = [f"- **{c.statement}.** {quantity} ({c.unit.words})."]
         if c.point:
             parts.append(f"Where the paper made the claim: {c.point}.")
         parts.append(f"Rule: {c.rule.text(c.unit)}.")
