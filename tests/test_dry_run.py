@@ -28,3 +28,34 @@ def test_paper_scale_dry_run(path: Path, tmp_path: Path) -> None:
     assert recorded.get("dry_run") is True, (
         f"{path.name}: what a dry run records must be marked as such"
     )
+
+
+def test_paper_conv_part_dry_run(tmp_path: Path) -> None:
+    """Chapter 1's conv study, the part sized for one GPU at paper, runs alone in a dry run and
+    records every conv barrier per pair (naive, matched, REPAIR; test and training data) and the
+    conv claims' per-pair values."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "NNSTUDIES_RESULTS_DIR": str(tmp_path / "results"),
+        "NNSTUDIES_CACHE": str(tmp_path / "cache"),
+        "NNSTUDIES_DRY_RUN": "1",
+    }
+    command = [sys.executable, "-m", "nnstudies.chapters.permutations", "conv", "--scale", "paper"]
+    subprocess.run(command, env=env, check=True, timeout=300)
+    recorded = json.loads((tmp_path / "results" / "01_permutations.json").read_text())
+    assert (recorded["scale"], recorded["part"], recorded["dry_run"]) == ("paper", "conv", True)
+    assert recorded["conv_channels"] == [64, 64, 128, 128], "the paper's conv net"
+    for split in ("", "train_"):
+        for method in ("naive", "matched", "repair"):
+            for lr in ("small", "large"):
+                assert len(recorded[f"conv_{split}barrier_{method}_{lr}_lr"]) == 1, "one pair a lr"
+    assert {k for k in recorded if k.startswith("claim.")} == {
+        "claim.cnn_barrier_remains",
+        "claim.cnn_larger_barrier_at_large_lr",
+        "claim.cnn_repair_removes_barrier",
+    }

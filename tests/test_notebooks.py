@@ -80,7 +80,11 @@ def test_permutations_claims(smoke_runs: dict[str, dict]) -> None:
     assert r["barrier_weights"] < r["barrier_naive"], "weight matching lowers the barrier"
     assert r["init_midpoint_permuted"] > r["init_midpoint_naive"], "permuted inits beat naive ones"
     claims = {k.removeprefix("claim."): v for k, v in r.items() if k.startswith("claim.")}
-    assert len(claims) == 7 and all(len(v) >= 3 for v in claims.values()), "claims on >= 3 pairs"
+    assert len(claims) == 9 and all(len(v) >= 3 for v in claims.values()), "claims on >= 3 pairs"
+    for lr in ("small", "large"):  # the conv study, per pair, test and training data
+        for method in ("naive", "matched", "repair"):
+            for split in ("", "train_"):
+                assert len(r[f"conv_{split}barrier_{method}_{lr}_lr"]) == 3
     assert min(claims["matching_lowers_barrier"]) > 0, "matching lowers the barrier of every pair"
     assert max(claims["mlp_barrier_small"]) < 1, "matched barrier below the naive one, every pair"
     assert min(claims["init_above_chance"]) > 0, "permuted averaged inits above chance, every pair"

@@ -17,15 +17,18 @@ from nnstudies.permutations import (
     Curve,
     activation_similarity,
     barrier,
+    hidden_activations,
     interpolate,
     interpolation_curve,
     match_activations,
     match_weights,
     max_output_difference,
     permute,
+    preactivation_stats,
     random_permutations,
     repair,
     scramble,
+    variance_ratio,
 )
 from nnstudies.training import OptimizerSpec
 
@@ -185,6 +188,72 @@ def test_repair_sets_the_interpolated_statistics() -> None:
     assert all(layer.bias is None for layer in a.linears), "inputs untouched"
 
 
+def _conv_preactivations(model: CNN, x: torch.Tensor) -> list[torch.Tensor]:
+    """Each conv's pre-activations, by explicit functional calls (convs 3×3, padding 1; 2×2 average
+    pooling after conv 1), independent of the library's hooks and layer walk."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    out, h = [], x
+    for i, conv in enumerate(convs):
+        z = torch.nn.functional.conv2d(h, conv.weight, conv.bias, padding=1)
+        out.append(z)
+        h = torch.relu(z)
+        if i == 1:
+            h = torch.nn.functional.avg_pool2d(h, 2)
+    return out
+
+
+def _channel_stats(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A channel's mean and std over every input and position, as BatchNorm2d's (biased)."""
+    return z.mean(dim=(0, 2, 3)), z.std(dim=(0, 2, 3), correction=0)
+
+
+def test_conv_statistics_and_repair_are_per_channel_over_positions() -> None:
+    """On a tiny conv net with pooling, the per-channel pre-activation statistics match an explicit
+    per-channel mean and std; after REPAIR each channel of the interpolated net has the interpolated
+    endpoint mean and std (Jordan et al.'s reset BatchNorm); the variance ratio is the interpolated
+    net's std over the interpolated endpoint std, by hand.
+    """
+    torch.manual_seed(5)
+    a, b = CNN(2, 3, (4, 5, 6, 3), dim=2), CNN(2, 3, (4, 5, 6, 3), dim=2)
+    x = torch.randn(60, 2, 8, 8)
+    for stats, z in zip(preactivation_stats(a, x, batch_size=25), _conv_preactivations(a, x)):
+        mean, std = _channel_stats(z.double())
+        torch.testing.assert_close(stats[0], mean, atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(stats[1], std, atol=1e-6, rtol=1e-6)
+    alpha = 0.4
+    fixed = repair(a, b, alpha, x, batch_size=25)
+    assert isinstance(fixed, CNN) and all(m.bias is None for m in a if isinstance(m, nn.Conv2d))
+    by_hand = zip(_conv_preactivations(a, x), _conv_preactivations(b, x))
+    for zm, (za, zb) in zip(_conv_preactivations(fixed, x), by_hand):
+        (ma, sa), (mb, sb), (mm, sm) = map(_channel_stats, (za, zb, zm))
+        torch.testing.assert_close(mm, (1 - alpha) * ma + alpha * mb, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(sm, (1 - alpha) * sa + alpha * sb, atol=1e-4, rtol=1e-4)
+    mid = _conv_preactivations(interpolate(a, b, alpha), x)
+    ratios = [
+        (
+            _channel_stats(z)[1]
+            / ((1 - alpha) * _channel_stats(za)[1] + alpha * _channel_stats(zb)[1])
+        )
+        .mean()
+        .item()
+        for z, za, zb in zip(mid, _conv_preactivations(a, x), _conv_preactivations(b, x))
+    ]
+    assert variance_ratio(a, b, alpha, x) == pytest.approx(ratios, rel=1e-5)
+    assert variance_ratio(a, a, alpha, x) == pytest.approx([1.0] * 4, rel=1e-5)
+
+
+def test_pearson_similarity_of_pooled_conv_channels_against_a_reference() -> None:
+    """Pearson similarity of conv channels after pooling: each layer has its own sample count."""
+    torch.manual_seed(6)
+    a, b = CNN(1, 3, (3, 4, 5, 2), dim=2), CNN(1, 3, (3, 4, 5, 2), dim=2)
+    x = torch.randn(20, 1, 8, 8)
+    found = activation_similarity(a, b, x, similarity="pearson", batch_size=7)
+    for sim, ha, hb in zip(found, hidden_activations(a, x), hidden_activations(b, x)):
+        ra, rb = ha.double().numpy(), hb.double().numpy()
+        reference = np.corrcoef(ra.T, rb.T)[: ra.shape[1], ra.shape[1] :]
+        np.testing.assert_allclose(sim.numpy(), reference, atol=1e-6)
+
+
 def test_bad_inputs_are_clear_errors() -> None:
     a = MLP(5, [8], 3)
     with pytest.raises(ValueError, match="architectures|layer 0"):
@@ -231,6 +300,28 @@ def test_every_scale_has_a_typed_preset() -> None:
         ch.PRESETS["full"].mlp == paper
         and ch.PRESETS["full"].conv.small.network.kind is ch.Architecture.CNN
     )
+    full, paper_conv = ch.PRESETS["full"].conv, ch.PRESETS["paper"].conv
+    assert full.pairs == paper_conv.pairs == 5, "five pairs per learning rate"
+    for conv in (full, paper_conv):  # the same target and reserve rule at both learning rates
+        assert conv.small.training.with_lr(1.0) == conv.large.training.with_lr(1.0)
+        assert conv.small.training.until_loss is not None and conv.small.training.reserves >= 1
+    quarter = [c // 4 for c in paper_conv.small.network.widths]
+    assert [w >= q for w, q in zip(full.small.network.widths, quarter)] == [True] * 4
+
+
+def test_paper_conv_part_fits_a_gpu_quarter_hour() -> None:
+    """The paper's conv net costs 57.7 GFLOP an update (counted by hand below), and the conv part's
+    training at every net's cap fits 15 minutes of one GPU with room for the analysis."""
+    from nnstudies.chapters import permutations as ch
+    from nnstudies.chapters.permutations.__main__ import gpu_minutes
+
+    setup = ch.PRESETS["paper"].conv.small
+    by_hand = (
+        2 * 9 * (3 * 64 * 32 * 32 + 64 * 64 * 32 * 32 + 64 * 128 * 16 * 16 + 128 * 128 * 16 * 16)
+    )
+    assert ch.training_flop(setup) == pytest.approx(3 * 100 * by_hand)
+    assert ch.training_flop(setup) == pytest.approx(57.7e9, rel=1e-3)
+    assert gpu_minutes(ch.PRESETS["paper"].conv) <= 12
 
 
 def test_snapshots_are_taken_by_update_count(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -255,21 +346,30 @@ def test_snapshots_are_taken_by_update_count(monkeypatch: pytest.MonkeyPatch) ->
 def test_claim_values_judge_per_pair() -> None:
     from nnstudies.chapters import permutations as ch
 
-    def pair(naive: float, matched: float) -> ch.PairResult:
+    def pair(naive: float, matched: float, repaired: float = 0.0, train: float = 0.0) -> Any:
         curve = lambda top: Curve([0.0, 0.5, 1.0], [1.0, 1.0 + top, 1.0], [0.8, 0.5, 0.8])
-        curves = {"naive": curve(naive), "activations": curve(matched), "repair": curve(matched)}
+        test = {"naive": curve(naive), "activations": curve(matched), "repair": curve(repaired)}
+        on_train = {**test, "activations": curve(train or matched)}  # matched: train differs
         init = {"naive": 0.1, "activations": 0.2, "weights": 0.15}
-        return ch.PairResult({"test": curves, "train": curves}, init, (0.1, 0.1))
+        return ch.PairResult({"test": test, "train": on_train}, init, (0.1, 0.1))
 
-    conv = ch.LearningRateStudy({}, {"small": [pair(2.0, 1.0)] * 3, "large": [pair(2.0, 0.1)] * 3})
-    values = ch.claim_values([pair(1.0, 0.1), pair(2.0, 0.2), pair(1.0, 0.05)], conv, chance=0.1)
+    small, large = [pair(2.0, 1.0, 0.5)] * 3, [pair(2.0, 0.1, 0.0)] * 3
+    conv = ch.LearningRateStudy({}, {"small": small, "large": large})
+    mlp = [pair(1.0, 0.1, 0.0, 0.5), pair(2.0, 0.2, 0.1, 1.0), pair(1.0, 0.05, 0.0, 0.5)]
+    values = ch.claim_values(mlp, conv, chance=0.1)
     assert values["matching_lowers_barrier"] == pytest.approx([0.9, 1.8, 0.95])
     assert values["mlp_barrier_small"] == pytest.approx([0.1, 0.1, 0.05])
+    assert values["mlp_barrier_small_train"] == pytest.approx([0.5] * 3), "training data's own"
+    assert values["repair_helps"] == pytest.approx([0.1, 0.1, 0.05]), "on the test split"
     assert values["cnn_larger_barrier_at_large_lr"] == pytest.approx([-1.0] * 3)
+    assert values["cnn_repair_removes_barrier"] == pytest.approx([0.5 / 1.1] * 3)
     verdicts = {c.key: c.judge(values[c.key]).verdict for c in ch.CLAIMS}
+    assert set(verdicts) == set(values), "every claim has its values"
     assert (
         verdicts["cnn_larger_barrier_at_large_lr"] == "no"
         and verdicts["mlp_barrier_small"] == "yes"
+        and verdicts["mlp_barrier_small_train"] == "no"
+        and verdicts["cnn_repair_removes_barrier"] == "partly"
     )
 
 

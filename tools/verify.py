@@ -174,9 +174,7 @@ def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 20) -> li
     found = []
     timing = {f"claim.{k}" for side in (old, new) for k in side.get("timing_claims", [])}
     keep = lambda values: {
-        k: v
-        for k, v in values.items()
-        if k.partition("[")[0] not in timing and not JUDGED.match(k)
+        k: v for k, v in values.items() if k.partition("[")[0] not in timing and not JUDGED.match(k)
     }
     a, b = keep(old["values"]), keep(new["values"])
     for key in sorted(set(a) | set(b)):

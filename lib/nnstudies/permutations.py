@@ -14,8 +14,9 @@ network B to those of network A:
 Both return one permutation per hidden layer for :func:`permute`. Then
 :func:`interpolation_curve` evaluates θ(α) = (1−α)·θ_A + α·θ_B along the line,
 :func:`barrier` measures the bump over the straight line between the endpoints
-(Entezari et al. 2022), and :func:`repair` renormalises an interpolated network
-(Jordan et al. 2023). Works for :class:`nnstudies.models.MLP` and
+(Entezari et al. 2022), :func:`repair` renormalises an interpolated network
+(Jordan et al. 2023), and :func:`variance_ratio` measures the collapse of its units' spread
+that REPAIR corrects. Works for :class:`nnstudies.models.MLP` and
 :class:`nnstudies.models.CNN` (a conv channel is a unit; every spatial position
 is a sample).
 """
@@ -52,6 +53,7 @@ __all__ = [
     "random_permutations",
     "repair",
     "scramble",
+    "variance_ratio",
     "weight_similarity",
 ]
 
@@ -227,13 +229,12 @@ def _batches(inputs: torch.Tensor, batch_size: int) -> list[torch.Tensor]:
 
 def _activation_sums(
     model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor, batch_size: int
-) -> tuple[list[dict[str, torch.Tensor]], int]:
+) -> list[dict[str, torch.Tensor]]:
     """Per hidden layer, Σ a bᵀ, Σ a, Σ b, Σ a², Σ b² over the samples of ``inputs`` (float64), and
-    the sample count.
+    the layer's sample count ``"n"`` (a conv layer after pooling has fewer positions per input).
     """
     device = next(model_a.parameters()).device
     sums: list[dict[str, torch.Tensor]] = []
-    count = 0
     for batch in _batches(inputs.to(device), batch_size):
         acts_a, acts_b = hidden_activations(model_a, batch), hidden_activations(model_b, batch)
         if not sums:
@@ -245,6 +246,7 @@ def _activation_sums(
                     "b": zeros(b.shape[1]),
                     "aa": zeros(a.shape[1]),
                     "bb": zeros(b.shape[1]),
+                    "n": zeros(()),
                 }
                 for a, b in zip(acts_a, acts_b)
             ]
@@ -254,10 +256,10 @@ def _activation_sums(
             s["b"] += b.sum(0).double()
             s["aa"] += (a * a).sum(0).double()
             s["bb"] += (b * b).sum(0).double()
-        count += acts_a[0].shape[0]
+            s["n"] += a.shape[0]
     if not sums:
         raise ValueError("inputs is empty")
-    return sums, count
+    return sums
 
 
 def activation_similarity(
@@ -279,9 +281,9 @@ def activation_similarity(
     if similarity not in ("cosine", "pearson"):
         raise ValueError(f"unknown similarity {similarity!r}; choose 'cosine' or 'pearson'")
     _check_same_architecture(model_a, model_b)
-    sums, n = _activation_sums(model_a, model_b, inputs, batch_size)
     matrices = []
-    for s in sums:
+    for s in _activation_sums(model_a, model_b, inputs, batch_size):
+        n = s["n"]
         if similarity == "cosine":
             sim = s["ab"] / torch.sqrt(s["aa"][:, None] * s["bb"][None, :]).clamp_min(1e-12)
         else:
@@ -526,36 +528,57 @@ def barrier(curve: Curve) -> Barrier:
 # ----------------------------------------------------------------------------- REPAIR
 
 
+def _moments(outputs: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each unit's mean and standard deviation (float64) over every sample of ``outputs`` (batches
+    of one layer's outputs; a conv channel's positions are samples, as :func:`_units_last`)."""
+    first = second = None
+    count = 0
+    for out in outputs:
+        z = _units_last(out)
+        s1, s2 = z.sum(0).double(), z.square().sum(0).double()
+        first, second = (s1, s2) if first is None or second is None else (first + s1, second + s2)
+        count += z.shape[0]
+    if first is None or second is None:
+        raise ValueError("inputs is empty")
+    mean = first / count
+    return mean, (second / count - mean**2).clamp_min(0).sqrt()
+
+
 def preactivation_stats(model: nn.Module, inputs: torch.Tensor, batch_size: int = 2048) -> Stats:
     """Per hidden layer, the mean and standard deviation of each unit's pre-activation over
-    ``inputs``.
+    ``inputs`` (a conv layer: of each channel, over every input and position, as BatchNorm's).
     """
     was = model.training
     model.eval()
-    sums: list[list[torch.Tensor]] = []
-    count = 0
     try:
-        for batch in _batches(inputs, batch_size):
-            acts = _record(model, batch, pre=True)
-            if not sums:
-                sums = [
-                    [
-                        torch.zeros(a.shape[1], dtype=torch.float64, device=a.device)
-                        for _ in range(2)
-                    ]
-                    for a in acts
-                ]
-            for s, a in zip(sums, acts):
-                s[0] += a.sum(0).double()
-                s[1] += a.square().sum(0).double()
-            count += acts[0].shape[0]
+        acts = [_record(model, batch, pre=True) for batch in _batches(inputs, batch_size)]
     finally:
         model.train(was)
-    stats = []
-    for first, second in sums:
-        mean = first / count
-        stats.append((mean, (second / count - mean**2).clamp_min(0).sqrt()))
-    return stats
+    if not acts:
+        raise ValueError("inputs is empty")
+    return [_moments([a[l] for a in acts]) for l in range(len(acts[0]))]
+
+
+def variance_ratio(
+    model_a: nn.Module,
+    model_b: nn.Module,
+    alpha: float,
+    inputs: torch.Tensor,
+    batch_size: int = 2048,
+) -> list[float]:
+    """Variance collapse (Jordan et al.): per hidden layer, the mean over units of σ_α ÷ ((1−α)·σ_A
+    + α·σ_B), σ a unit's pre-activation standard deviation over ``inputs`` and σ_α the interpolated
+    network's. 1: the interpolated units keep the endpoints' spread; well below 1: it collapses,
+    and REPAIR (:func:`repair`) restores it.
+    """
+    device = next(model_a.parameters()).device
+    inputs = inputs.to(device)
+    mid = preactivation_stats(interpolate(model_a, model_b, alpha), inputs, batch_size)
+    ends = zip(*(preactivation_stats(m, inputs, batch_size) for m in (model_a, model_b)))
+    return [
+        float((s / ((1 - alpha) * sa + alpha * sb).clamp_min(1e-12)).mean())
+        for (_, s), ((_, sa), (_, sb)) in zip(mid, ends)
+    ]
 
 
 def _with_hidden_biases(model: nn.Module) -> nn.Module:
@@ -563,7 +586,7 @@ def _with_hidden_biases(model: nn.Module) -> nn.Module:
     for layer in _layers(model)[:-1]:
         if (
             layer.bias is None
-        ):  # registered as None by the layer, so assigning a Parameter registers it
+        ):  # registered as None by the layer: assigning a Parameter registers it
             layer.bias = nn.Parameter(
                 torch.zeros(
                     layer.weight.shape[0], device=layer.weight.device, dtype=layer.weight.dtype
@@ -582,6 +605,7 @@ def repair(
     inputs: torch.Tensor,
     *,
     endpoint_stats: tuple[Stats, Stats] | None = None,
+    batch_size: int = 2048,
 ) -> nn.Module:
     """REPAIR: the interpolated model with each hidden unit's pre-activation statistics reset.
 
@@ -589,9 +613,14 @@ def repair(
     hidden layer l, unit i, the target mean and standard deviation over ``inputs``
     are (1−α)·μ_A + α·μ_B and (1−α)·σ_A + α·σ_B; the interpolated layer's weights
     and bias are rescaled and shifted to match them, layer by layer from the input
-    (each layer measured after the earlier ones were corrected). Hidden layers
-    without a bias get one. ``endpoint_stats``: A's and B's statistics on ``inputs`` from
-    :func:`preactivation_stats`, when already computed (along a line of α, say).
+    (each layer measured after the earlier ones were corrected). A conv layer's unit is a
+    channel, its statistics taken over every input and position: the BatchNorm that Jordan et al.
+    insert after each conv of a net without one, reset to these targets and fused into the conv.
+    Hidden layers without a bias get one. ``endpoint_stats``: A's and B's statistics on ``inputs``
+    from :func:`preactivation_stats`, when already computed (along a line of α, say).
+
+    One pass over ``inputs``: their activations are carried from layer to layer (in batches of
+    ``batch_size``), each hidden layer's output measured, corrected, and passed on.
     """
     device = next(model_a.parameters()).device
     inputs = inputs.to(device)
@@ -599,17 +628,28 @@ def repair(
         endpoint_stats = preactivation_stats(model_a, inputs), preactivation_stats(model_b, inputs)
     stats_a, stats_b = endpoint_stats
     model = _with_hidden_biases(interpolate(model_a, model_b, alpha))
-    for l, layer in enumerate(_layers(model)[:-1]):
-        mean, std = preactivation_stats(model, inputs)[l]
-        target_mean = (1 - alpha) * stats_a[l][0] + alpha * stats_b[l][0]
-        target_std = (1 - alpha) * stats_a[l][1] + alpha * stats_b[l][1]
-        scale = (target_std / std.clamp_min(1e-8)).to(layer.weight.dtype)
-        assert layer.bias is not None  # added by _with_hidden_biases
-        with torch.no_grad():
-            layer.weight.mul_(scale.reshape(-1, *[1] * (layer.weight.ndim - 1)))
-            layer.bias.copy_(
-                (layer.bias - mean.to(layer.bias.dtype)) * scale + target_mean.to(layer.bias.dtype)
-            )
+    was = model.training
+    model.eval()
+    hidden = {id(layer): l for l, layer in enumerate(_layers(model)[:-1])}
+    carried = _batches(inputs, batch_size)
+    with torch.no_grad():
+        for module in model.children():  # MLP and CNN are sequences of their layers
+            outputs = [module(x) for x in carried]
+            l = hidden.get(id(module))
+            if l is not None:
+                assert isinstance(module, WeightLayer) and module.bias is not None
+                mean, std = _moments(outputs)
+                target_mean = (1 - alpha) * stats_a[l][0] + alpha * stats_b[l][0]
+                target_std = (1 - alpha) * stats_a[l][1] + alpha * stats_b[l][1]
+                scale = (target_std / std.clamp_min(1e-8)).to(module.weight.dtype)
+                module.weight.mul_(scale.reshape(-1, *[1] * (module.weight.ndim - 1)))
+                module.bias.copy_(
+                    (module.bias - mean.to(module.bias.dtype)) * scale
+                    + target_mean.to(module.bias.dtype)
+                )
+                outputs = [module(x) for x in carried]  # the corrected layer's, passed on
+            carried = outputs
+    model.train(was)
     return model
 
 

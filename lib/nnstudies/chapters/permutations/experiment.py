@@ -8,6 +8,8 @@ The studies built on these networks are in :mod:`~nnstudies.chapters.permutation
 from __future__ import annotations
 
 import dataclasses
+import itertools
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -24,6 +26,7 @@ from ...training import History, classification_step, fit, minibatches, test_met
 from .presets import PRESETS, Architecture, Network, Preset, Setup
 
 __all__ = [
+    "INPUT_SHAPES",
     "RESERVE_OFFSET",
     "NetworkResult",
     "TrainNetwork",
@@ -39,6 +42,7 @@ __all__ = [
     "train_network",
     "train_pair",
     "train_pairs",
+    "training_flop",
 ]
 
 RESERVE_OFFSET = 1000
@@ -62,7 +66,7 @@ def preset(scale: str) -> Preset:
         width_pairs=1,
         deep_pairs=min(p.deep_pairs, 1),
         fraction_pairs=min(p.fraction_pairs, 1),
-        conv=dataclasses.replace(p.conv, pairs=1),
+        conv=dataclasses.replace(p.conv, pairs=1, n_eval_train=None, n_match=None),
         n_match=min(p.n_match, 100),
         n_eval_train=100,
         alphas=(0.0, 0.5, 1.0),
@@ -110,6 +114,33 @@ def build_network(network: Network, data: Dataset) -> nn.Module:
         pool_after=network.pool_after,
         bias=network.bias,
     )
+
+
+INPUT_SHAPES: dict[str, tuple[int, ...]] = {
+    "fashion_mnist": (1, 28, 28),
+    "mnist": (1, 28, 28),
+    "cifar10": (3, 32, 32),
+    "mnist1d": (40,),
+}
+"""Each data set's input shape (for a cost estimate without loading the data)."""
+
+
+def training_flop(setup: Setup) -> float:
+    """Floating-point operations of one update of ``setup`` (forward 1×, backward 2×), from the
+    architecture: 2·fan-in·fan-out per dense layer, 2·9·c_in·c_out per conv position."""
+    shape = INPUT_SHAPES.get(setup.dataset, (1, 28, 28))
+    n = setup.network
+    if n.kind is Architecture.MLP:
+        sizes = [math.prod(shape), *n.widths, 10]
+        forward = 2 * sum(i * o for i, o in itertools.pairwise(sizes))
+    else:
+        channels, side = shape[0], shape[-1]
+        forward = 0
+        for i, c in enumerate(n.widths):
+            forward += 2 * 9 * channels * c * side ** (len(shape) - 1)
+            channels = c
+            side = side // 2 if i in n.pool_after else side
+    return 3.0 * forward * setup.training.batch_size
 
 
 # ----------------------------------------------------------------------------- training

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ...data import Dataset
+from ...models import CNN
 from ...permutations import (
     Barrier,
     Curve,
@@ -30,6 +31,7 @@ from ...permutations import (
     preactivation_stats,
     repair,
     scramble,
+    variance_ratio,
 )
 from ...scales import dry_run
 from ...training import evaluate
@@ -45,6 +47,7 @@ from .experiment import (
 from .presets import Preset, Setup
 
 __all__ = [
+    "CONV_METHODS",
     "FRACTIONS",
     "FRACTION_ALPHAS",
     "METHODS",
@@ -56,6 +59,8 @@ __all__ = [
     "aligned",
     "along_line",
     "analyse_pair",
+    "conv_preset",
+    "conv_values",
     "fraction_study",
     "init_accuracy_by_update",
     "learning_rate_study",
@@ -78,12 +83,18 @@ class Method:
     repair: bool = False  #: REPAIR each interpolated network (after the matching)
 
 
+def _batch(model: nn.Module, default: int) -> int:
+    """Conv nets pass their inputs in batches of 256 (on a CPU 2-3× faster than batches of
+    thousands: a conv layer's activations then stay in cache); MLPs in ``default`` batches."""
+    return 256 if isinstance(model, CNN) else default
+
+
 def _no_matching(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor) -> Permutations:
     return None
 
 
 def _by_activations(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor) -> Permutations:
-    return match_activations(model_a, model_b, inputs)
+    return match_activations(model_a, model_b, inputs, batch_size=_batch(model_a, 2048))
 
 
 def _by_weights(model_a: nn.Module, model_b: nn.Module, inputs: torch.Tensor) -> Permutations:
@@ -122,6 +133,9 @@ class PairResult:
     updates: tuple[int, int] = (0, 0)  #: of A and B, the number of updates they were trained for
     seeds: tuple[int, int] = (0, 0)  #: of A and B (a reserve seed where one was set aside)
     set_aside: tuple[int, ...] = ()  #: seeds set aside for never reaching the target loss
+    #: method → per hidden layer, the matched midpoint's pre-activation std ÷ the endpoints' mean std
+    #: (:func:`~nnstudies.permutations.variance_ratio`; below 1: variance collapse)
+    variance_ratio: dict[str, list[float]] = dataclasses.field(default_factory=dict)
 
     def barrier(self, method: str, split: str = "test") -> Barrier:
         return barrier(self.curves[split][method])
@@ -143,34 +157,40 @@ def along_line(
     says so.
     """
     if method.repair:
-        ends = (
-            preactivation_stats(a, inputs.to(next(a.parameters()).device)),
-            preactivation_stats(b, inputs.to(next(b.parameters()).device)),
-        )
-        return [repair(a, b, alpha, inputs, endpoint_stats=ends) for alpha in alphas]
+        x, size = inputs.to(next(a.parameters()).device), _batch(a, 2048)
+        ends = preactivation_stats(a, x, size), preactivation_stats(b, x, size)
+        return [repair(a, b, alpha, x, endpoint_stats=ends, batch_size=size) for alpha in alphas]
     return [interpolate(a, b, alpha) for alpha in alphas]
 
 
 def analyse_pair(
     a: Trained, b: Trained, data: Dataset, p: Preset, methods: Sequence[str] = tuple(METHODS)
 ) -> PairResult:
-    """Match B to A by each method, interpolate on test and training data, and average the
-    initialisations.
+    """Match B to A by each method, interpolate on test and training data, measure the variance
+    collapse at the midpoint, and average the initialisations.
+
+    Methods that match alike (activation matching, with and without REPAIR) share one matching.
     """
     inputs = matching_inputs(p, data)
     splits = {"test": (data.x_test, data.y_test), "train": train_eval(p, data)}
     curves: dict[str, dict[str, Curve]] = {split: {} for split in splits}
-    init_accuracy = {}
+    init_accuracy, ratios = {}, {}
+    found: dict[Callable[..., Permutations], Permutations] = {}
+    batch = _batch(a.model, 4096)  # evaluate's default for MLPs
     for name in methods:
         method = METHODS[name]
-        perms = method.match(a.model, b.model, inputs)
+        if method.match not in found:
+            found[method.match] = method.match(a.model, b.model, inputs)
+        perms = found[method.match]
         line = along_line(a.model, aligned(b.model, perms), method, inputs, p.alphas)
         for split, (x, y) in splits.items():
-            loss, accuracy = zip(*(evaluate(model, x, y) for model in line))
+            loss, accuracy = zip(*(evaluate(model, x, y, batch_size=batch) for model in line))
             curves[split][name] = Curve(list(p.alphas), list(loss), list(accuracy))
         if not method.repair:
+            b_aligned = aligned(b.model, perms)
+            ratios[name] = variance_ratio(a.model, b_aligned, 0.5, inputs, _batch(a.model, 2048))
             midpoint = interpolate(a.init, aligned(b.init, perms), 0.5)
-            init_accuracy[name] = evaluate(midpoint, data.x_test, data.y_test)[1]
+            init_accuracy[name] = evaluate(midpoint, data.x_test, data.y_test, batch_size=batch)[1]
     return PairResult(
         curves,
         init_accuracy,
@@ -178,6 +198,7 @@ def analyse_pair(
         (a.updates, b.updates),
         (a.seed, b.seed),
         a.set_aside + b.set_aside,
+        ratios,
     )
 
 
@@ -251,23 +272,37 @@ def width_study(p: Preset, main: Sequence[PairResult] = ()) -> WidthStudy:
     return WidthStudy(p.widths, results)
 
 
+CONV_METHODS: tuple[str, ...] = ("naive", "activations", "repair")
+"""The conv study's methods: no matching, activation matching, and activation matching + REPAIR
+(which tells a barrier of collapsed variance from one between distinct modes)."""
+
+
 @dataclass(frozen=True)
 class LearningRateStudy:
-    """The conv-net pairs at the small and the large learning rate (naive, activation matching)."""
+    """The conv-net pairs at the small and the large learning rate (:data:`CONV_METHODS`)."""
 
     setups: dict[str, Setup]  #: "small", "large"
     results: dict[str, list[PairResult]]
 
     def barriers(self, which: str, method: str = "activations", split: str = "test") -> list[float]:
+        """The loss barrier of each pair at the ``which`` learning rate."""
         return [r.barrier(method, split).loss for r in self.results[which]]
+
+
+def conv_preset(p: Preset) -> Preset:
+    """``p`` as the conv study uses it: its own matching inputs and training curves where set."""
+    c = p.conv
+    return dataclasses.replace(
+        p,
+        n_eval_train=p.n_eval_train if c.n_eval_train is None else c.n_eval_train,
+        n_match=p.n_match if c.n_match is None else c.n_match,
+    )
 
 
 def learning_rate_study(p: Preset) -> LearningRateStudy:
     """Train and analyse :attr:`Preset.conv`'s pairs at both learning rates (one sweep)."""
     setups = {"small": p.conv.small, "large": p.conv.large}
-    if p.conv.n_eval_train is not None:
-        p = dataclasses.replace(p, n_eval_train=p.conv.n_eval_train)
-    found = _studies(list(setups.values()), p, p.conv.pairs, ("naive", "activations"))
+    found = _studies(list(setups.values()), conv_preset(p), p.conv.pairs, CONV_METHODS)
     return LearningRateStudy(setups, dict(zip(setups, found)))
 
 
@@ -325,13 +360,32 @@ def _ends(values: Sequence[float]) -> tuple[float, float]:
     return values[0], values[-1]
 
 
-def _conv_values(conv: LearningRateStudy) -> dict[str, Any]:
-    values: dict[str, Any] = {}
+_CONV_NAMES = {"naive": "naive", "activations": "matched", "repair": "repair"}
+"""How the recorded conv values name :data:`CONV_METHODS`."""
+
+
+def conv_values(conv: LearningRateStudy) -> dict[str, Any]:
+    """What the conv study records: per learning rate, the barriers of each pair by method on both
+    splits (``conv_barrier_{naive,matched,repair}_{small,large}_lr``, test;
+    ``conv_train_barrier_*``, training data), the variance collapse, the training and its
+    reserves; and the means the chapter's earlier editions recorded (``cnn_barrier_*``).
+    """
+    values: dict[str, Any] = {"conv_channels": list(conv.setups["small"].network.widths)}
     for which in ("small", "large"):
         results = conv.results[which]
+        for method, name in _CONV_NAMES.items():
+            if method in results[0].curves["test"]:
+                values[f"conv_barrier_{name}_{which}_lr"] = conv.barriers(which, method)
+                values[f"conv_train_barrier_{name}_{which}_lr"] = conv.barriers(
+                    which, method, "train"
+                )
+        # per pair, per hidden layer: the matched midpoint's std ÷ the endpoints' (1: no collapse)
+        values[f"conv_variance_ratio_{which}_lr"] = [
+            r.variance_ratio["activations"] for r in results
+        ]
         values[f"cnn_lr_{which}"] = conv.setups[which].training.lr
         values[f"cnn_barrier_{which}_lr"] = _mean(conv.barriers(which))
-        values[f"cnn_barrier_naive_{which}_lr"] = _mean([r.barrier("naive").loss for r in results])
+        values[f"cnn_barrier_naive_{which}_lr"] = _mean(conv.barriers(which, "naive"))
         values[f"cnn_train_loss_{which}_lr"] = _mean(
             [x for r in results for x in r.final_train_loss]
         )
@@ -343,7 +397,21 @@ def _conv_values(conv: LearningRateStudy) -> dict[str, Any]:
         values[f"cnn_end_train_loss_{which}_lr"] = [
             loss for r in results for loss in _ends(r.curves["train"]["naive"].loss)
         ]
+        values[f"cnn_end_test_accuracy_{which}_lr"] = [
+            x for r in results for x in r.endpoint_accuracy
+        ]
         values[f"cnn_target_loss_{which}_lr"] = conv.setups[which].training.until_loss
+    return values
+
+
+def _per_pair(mlp: Sequence[PairResult]) -> dict[str, Any]:
+    """The main MLP's barrier of each pair by method, on test (``mlp_barrier_*``) and training data
+    (``mlp_train_barrier_*``), and its variance collapse per hidden layer."""
+    values: dict[str, Any] = {}
+    for name in METHODS:
+        values[f"mlp_barrier_{name}"] = [r.barrier(name).loss for r in mlp]
+        values[f"mlp_train_barrier_{name}"] = [r.barrier(name, "train").loss for r in mlp]
+    values["mlp_variance_ratio"] = [r.variance_ratio.get("activations", []) for r in mlp]
     return values
 
 
@@ -388,7 +456,8 @@ def record_values(
         }
         for w, rs in widths.results.items()
     }
-    values.update(_conv_values(conv))
+    values.update(_per_pair(mlp))
+    values.update(conv_values(conv))
     if deep:
         values["deep_barrier_naive"] = mean([r.barrier("naive").loss for r in deep])
         values["deep_barrier_activations"] = mean([r.barrier("activations").loss for r in deep])

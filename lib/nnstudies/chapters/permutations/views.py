@@ -6,8 +6,6 @@ Nothing here computes a recorded number: the explorer trains its pairs through
 
 from __future__ import annotations
 
-import itertools
-import math
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,12 +21,22 @@ from ...permutations import Curve, activation_similarity, interpolation_curve, p
 from ...plotting import PALETTE, new_figure, scale_title
 from ...runs import SweepError
 from ...training import DivergenceError
-from .experiment import load_data, matching_inputs, train_pair
-from .presets import Architecture, Preset, Setup
-from .studies import METHODS, FractionStudy, LearningRateStudy, PairResult, WidthStudy, aligned
+from .experiment import load_data, matching_inputs, train_pair, training_flop
+from .presets import Preset, Setup
+from .studies import (
+    CONV_METHODS,
+    METHODS,
+    FractionStudy,
+    LearningRateStudy,
+    PairResult,
+    WidthStudy,
+    aligned,
+    conv_preset,
+)
 
 __all__ = [
     "COLOURS",
+    "CONV_LABELS",
     "Cost",
     "explorer_chart",
     "explorer_curves",
@@ -263,41 +271,52 @@ def plot_stored(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
     scale_title(ax_init, scale, "averaged initialisations")
     ax_init.legend(fontsize=7)
     rates = [r for r in ("small", "large") if f"cnn_barrier_{r}_lr" in values]
-    for offset, (key, label, name) in enumerate(
-        (
-            ("cnn_barrier_naive_{}_lr", "no matching", "naive"),
-            ("cnn_barrier_{}_lr", "activation matching", "activations"),
-        )
-    ):
+    bars = [
+        ("cnn_barrier_naive_{}_lr", "no matching", "naive"),
+        ("cnn_barrier_{}_lr", "activation matching", "activations"),
+        ("conv_barrier_repair_{}_lr", "matched + REPAIR", "repair"),
+    ]
+    bars = [b for b in bars if all(b[0].format(r) in values for r in rates)]
+    width = 0.8 / len(bars)
+    heights = {
+        key.format(r): float(np.mean(values[key.format(r)])) for key, _, _ in bars for r in rates
+    }  # a mean, or the mean of a list over pairs
+    for offset, (key, label, name) in enumerate(bars):
         ax_cnn.bar(
-            [i + 0.38 * offset for i in range(len(rates))],
-            [values[key.format(r)] for r in rates],
-            width=0.36,
+            [i + width * offset for i in range(len(rates))],
+            [heights[key.format(r)] for r in rates],
+            width=width * 0.95,
             color=COLOURS[name],
             label=label,
         )
     ax_cnn.set_xticks(
-        [i + 0.19 for i in range(len(rates))],
+        [i + width * (len(bars) - 1) / 2 for i in range(len(rates))],
         [f"{r} lr ({values[f'cnn_lr_{r}']:g})" for r in rates],
     )
-    top = max(
-        values[k.format(r)] for r in rates for k in ("cnn_barrier_naive_{}_lr", "cnn_barrier_{}_lr")
-    )
+    top = max(heights.values())
     ax_cnn.set(ylabel="test loss barrier (mean over pairs)", ylim=(0, 1.3 * top))
     scale_title(ax_cnn, scale, "conv nets")
     ax_cnn.legend(fontsize=7, loc="upper left", ncol=2)
     return fig
 
 
+CONV_LABELS = {"naive": "no matching", "activations": "matched", "repair": "matched + REPAIR"}
+"""How the conv figures name :data:`~.studies.CONV_METHODS`."""
+
+
 def plot_learning_rate_study(study: LearningRateStudy, *, chance: float) -> Figure:
-    """Conv nets: mean interpolation curves (naive dashed, matched solid) at each learning rate, and
-    the barriers.
+    """Conv nets at each learning rate: mean test loss along the line (no matching dashed, matched
+    solid, matched + REPAIR dotted); the test barrier per method (bar: mean; dots: pairs); and the
+    variance collapse, the matched midpoint's pre-activation std ÷ the endpoints' per conv layer
+    (1: no collapse). A barrier that REPAIR removes was collapsed variance; one it leaves is
+    a barrier between distinct modes (or a matching that failed).
     """
-    fig, (ax_loss, ax_bar) = new_figure(2, width=10.0, height=3.4)
+    fig, (ax_loss, ax_bar, ax_ratio) = new_figure(3, width=13.0, height=3.4)
     colours = {"small": PALETTE[0], "large": PALETTE[1]}
+    methods = [m for m in CONV_METHODS if m in study.results["small"][0].curves["test"]]
     for which, results in study.results.items():
         lr = study.setups[which].training.lr
-        for name, ls in (("naive", "--"), ("activations", "-")):
+        for name, ls in zip(methods, ("--", "-", ":")):
             alphas = results[0].curves["test"][name].alphas
             mean = np.mean([r.curves["test"][name].loss for r in results], axis=0)
             ax_loss.plot(
@@ -307,22 +326,42 @@ def plot_learning_rate_study(study: LearningRateStudy, *, chance: float) -> Figu
                 marker="o",
                 markersize=3,
                 color=colours[which],
-                label=f"lr {lr:g}, {METHODS[name].label}",
+                label=f"lr {lr:g}, {CONV_LABELS[name]}",
             )
-    for i, which in enumerate(("small", "large")):
-        values = study.barriers(which)
-        ax_bar.bar(i, float(np.mean(values)), color=colours[which], alpha=0.8)
-        ax_bar.scatter([i] * len(values), values, color="0.2", s=12, zorder=3)
-    ax_bar.set_xticks([0, 1], [f"lr {study.setups[w].training.lr:g}" for w in ("small", "large")])
+        ratios = np.mean([r.variance_ratio["activations"] for r in results], axis=0)
+        ax_ratio.plot(
+            range(1, len(ratios) + 1), ratios, marker="o", color=colours[which], label=f"lr {lr:g}"
+        )
+    for i, name in enumerate(methods):
+        for j, which in enumerate(("small", "large")):
+            x = i + 0.38 * j
+            values = study.barriers(which, name)
+            name_lr = f"lr {study.setups[which].training.lr:g}"
+            ax_bar.bar(
+                x,
+                float(np.mean(values)),
+                width=0.36,
+                color=colours[which],
+                alpha=0.8,
+                label=name_lr if i == 0 else None,
+            )
+            ax_bar.scatter([x] * len(values), values, color="0.2", s=10, zorder=3)
+    ax_bar.set_xticks([i + 0.19 for i in range(len(methods))], [CONV_LABELS[m] for m in methods])
     ax_loss.set(
         xlabel="α", ylabel="test loss", ylim=(0, None), title="mean test loss along the line"
     )
-    ax_bar.set(
-        ylabel="test loss barrier after matching",
-        ylim=(0, None),
-        title="barrier per pair (dots) and mean",
+    ax_bar.set(ylabel="test loss barrier", ylim=(0, None), title="barrier per pair (dots) and mean")
+    ax_ratio.axhline(1.0, color="0.4", lw=1, ls=":")
+    ax_ratio.set(
+        xlabel="conv layer",
+        ylabel="std at α = ½ ÷ endpoints' std",
+        ylim=(0, 1.1),
+        title="variance collapse after matching",
     )
-    ax_loss.legend(fontsize=7)
+    ax_ratio.set_xticks(range(1, len(ratios) + 1))
+    ax_loss.legend(fontsize=6)
+    ax_bar.legend(fontsize=7)
+    ax_ratio.legend(fontsize=7)
     return fig
 
 
@@ -351,7 +390,8 @@ def _explorer_pair(arch: str, lr: str, method: str, p: Preset) -> tuple[Any, ...
         a, b = train_pair(setup, pair=0, snapshot_at=p.match_at if setup == p.mlp else ())
     except (DivergenceError, SweepError):
         return None
-    return a, b, METHODS[method].match(a.model, b.model, matching_inputs(p, load_data(setup)))
+    q = conv_preset(p) if arch == "CNN" else p  # the conv study's own matching inputs
+    return a, b, METHODS[method].match(a.model, b.model, matching_inputs(q, load_data(setup)))
 
 
 @lru_cache(maxsize=256)
@@ -507,29 +547,6 @@ def fraction_figure(study: FractionStudy, fraction: float, *, chance: float) -> 
 # ----------------------------------------------------------------------------- cost of a scale
 
 
-def _training_flop(setup: Setup) -> float:
-    """Floating-point operations of one update (forward 1×, backward 2×), from the architecture."""
-    data_shape = {
-        "fashion_mnist": (1, 28, 28),
-        "mnist": (1, 28, 28),
-        "cifar10": (3, 32, 32),
-        "mnist1d": (40,),
-    }
-    shape = data_shape.get(setup.dataset, (1, 28, 28))
-    n = setup.network
-    if n.kind is Architecture.MLP:
-        sizes = [math.prod(shape), *n.widths, 10]
-        forward = 2 * sum(i * o for i, o in itertools.pairwise(sizes))
-    else:
-        channels, side = shape[0], shape[-1]
-        forward = 0
-        for i, c in enumerate(n.widths):
-            forward += 2 * 9 * channels * c * side ** (len(shape) - 1)
-            channels = c
-            side = side // 2 if i in n.pool_after else side
-    return 3.0 * forward * setup.training.batch_size
-
-
 @dataclass(frozen=True)
 class Cost:
     """Updates and floating-point work of a scale's training, and the GPU time they take at an
@@ -560,6 +577,6 @@ def gpu_estimate(p: Preset, *, tflops: float = 4.0, overhead_ms: float = 1.0) ->
         runs.append((p.deep, 2 * p.deep_pairs))
     runs.append((explorer_setup("MLP", "large", p), 2))
     updates = sum(s.training.steps * n for s, n in runs)
-    flop = sum(_training_flop(s) * s.training.steps * n for s, n in runs)
+    flop = sum(training_flop(s) * s.training.steps * n for s, n in runs)
     seconds = flop / (tflops * 1e12) + updates * overhead_ms / 1e3
     return Cost(updates, flop / 1e12, seconds / updates, seconds / 60)
