@@ -516,7 +516,7 @@ def verdicts(nb: nbformat.NotebookNode, scale: str = SCALE) -> dict[str, str]:
             column = header.index("verdict")
             for line in lines[2:]:
                 cells = split(line)
-                verdict = re.search(rf"{scale}: \*\*(.+?)\*\*", cells[column])
+                verdict = re.search(rf"\b{scale}(?:, [a-z]+)*: \*\*(.+?)\*\*", cells[column])
                 found[cells[0]] = verdict[1] if verdict else "?"
     return found
 

@@ -109,7 +109,9 @@ class Unit:
         """One value (a mean or a rule's threshold) in this unit."""
         space = "" if self.symbol in ("×", "%", "") else " "
         if self.log10:
-            return f"{self.prefix}{10**value:.3g}{space}{self.symbol}"
+            ratio = 10**value
+            shown = f"{ratio:,.0f}" if ratio >= 1000 else f"{ratio:.3g}"
+            return f"{self.prefix}{shown}{space}{self.symbol}"
         sign = "+" if self.signed else ""
         return f"{self.prefix}{self.scale * value:{sign}{self.fmt}}{space}{self.symbol}"
 

@@ -244,6 +244,7 @@ def _values(kept: Any) -> Any:
     return dict(kept) if isinstance(kept, Mapping) else list(kept)
 
 
+NB_HYPHEN = "\u2011"
 _SHORT = {Verdict.NOT_TESTED: "not tested"}  # in the table; its folded details say why
 
 
@@ -268,6 +269,14 @@ def _verdict(claim: Claim, judged: Judgement, scale: str) -> str:
     return f"{scale}: **{_SHORT.get(verdict, verdict)}**"
 
 
+def _joined(verdicts: Sequence[str]) -> str:
+    """ "full: **yes** · cpu: **no**", or "full, cpu: **yes**" where the scales agree."""
+    scales, texts = zip(*(v.split(": ", 1) for v in verdicts))
+    if len(set(texts)) == 1 and len(verdicts) > 1:
+        return f"{', '.join(scales)}: {texts[0]}"
+    return " · ".join(verdicts)
+
+
 def _preset_seed_roles(stored: StoredResults) -> SeedRoles | None:
     """The seed roles of a stored result that predates their recording, from its chapter's preset
     (``nnstudies.chapters.<name>.claims.seed_roles``), where the preset is the one it ran: its
@@ -284,13 +293,15 @@ def _preset_seed_roles(stored: StoredResults) -> SeedRoles | None:
 
 
 def _changed_mark(changed: Mapping[str, str]) -> str:
-    """ "rule changed after the result (date)", or one date per scale where they differ."""
+    """'rule changed after the result (date)', or one date per scale where they differ."""
     dates = set(changed.values())
-    if len(dates) == 1:
-        return f"rule changed after the result ({dates.pop()})"
+    if len(dates) == 1:  # a date is never broken across lines (non-breaking hyphens)
+        return f"rule changed after the result ({dates.pop().replace('-', NB_HYPHEN)})"
     return (
         "rule changed after the result ("
-        + "; ".join(f"{scale}: {date}" for scale, date in changed.items() if date)
+        + "; ".join(
+            f"{scale}: {date.replace('-', NB_HYPHEN)}" for scale, date in changed.items() if date
+        )
         + ")"
     )
 
@@ -406,7 +417,7 @@ def claims_table(
             marks.append(seeds.mark())
         if any(changed.values()):
             marks.insert(0, _changed_mark(changed))
-        verdict = " · ".join(verdicts)
+        verdict = _joined(verdicts)
         if marks:
             verdict += " — " + "; ".join(dict.fromkeys(marks))
         rows.append(
