@@ -89,7 +89,7 @@ CLAIMS = (
         paper="MNIST MLP, 6 hidden layers of 128: midpoint 71.7% → 83.0% with REPAIR "
         "(endpoints 96.5/96.6%)",
         quantity="loss barrier, activation matching alone − with REPAIR",
-        unit=LOSS,
+        unit=Unit("nats", fmt=".3f"),  # the MLP's barriers after matching are thousandths
         point="test split (training data as sensitivity: recorded per pair as "
         "mlp_train_barrier_repair)",
         rule=Rule.above(0.0, margin=0.02, minimum=0.0),
