@@ -22,7 +22,7 @@ from ...plotting import errorbar_over_seeds, new_figure, scale_title
 from ...results import markdown_table
 from .experiment import Comparison, Tuning, label, strength, train_run
 from .presets import BENCHMARKS, Benchmark, BenchmarkSettings, Preset
-from .studies import BiasStudy, Correlations, flat, pair_key
+from .studies import SQRT_EMPIRICAL, BiasStudy, Correlations, flat, pair_key
 
 __all__ = [
     "bias_explorer_chart",
@@ -44,9 +44,20 @@ __all__ = [
     "plot_methods",
     "plot_stored",
     "plot_tuning",
+    "swapped_table",
 ]
 
 R = Regulariser
+
+
+def _name(measure: str) -> str:
+    """How the page names a measure: a method's label, or √F_emp."""
+    return "√F_emp" if measure == SQRT_EMPIRICAL else label(measure)
+
+
+def _colour(measure: str) -> str:
+    return cl.METHODS[measure].colour if measure in cl.METHODS else "#332288"
+
 
 # ----------------------------------------------------------------------------- figures
 
@@ -174,12 +185,12 @@ def plot_correlations(
         x, y = flat(importances[a]), flat(importances[b])
         r = cl.pearson(importances[a], importances[b])
         keep = _sample(np.flatnonzero((x > 0) & (y > 0)), max_points, rng)
-        ax.scatter(x[keep], y[keep], s=3, alpha=0.35, color=cl.METHODS[b].colour, rasterized=True)
+        ax.scatter(x[keep], y[keep], s=3, alpha=0.35, color=_colour(a), rasterized=True)
         ax.set(
             xscale="log",
             yscale="log",
-            xlabel=label(a),
-            ylabel=label(b),
+            xlabel=_name(a),
+            ylabel=_name(b),
             title=f"Pearson r = {r:.3f}",
         )
     if title:
@@ -454,17 +465,46 @@ _PAPER_R = {
     "SI-SIB": "–",
     "SI-SIU": "–",
     "EWC-sqrtFisher": "–",
+    "SI-sqrtFemp": "≈ 1 after rescaling (the abstract: SI ≈ √F_emp)",
 }
 
 
 def correlation_table(corr: Correlations) -> Any:
     """Pearson r per pair of measures (mean ± sd over the seeds) beside the paper's."""
     rows = [
-        [" vs ".join(label(m) for m in key.split("-")), _mean_sd(corr.r[key], ".3f"), _PAPER_R[key]]
+        [
+            " vs ".join(_name(m) for m in key.split("-")),
+            _mean_sd(corr.r[key], ".3f"),
+            _PAPER_R.get(key, "–"),
+        ]
         for key in corr.r
     ]
     return markdown_table(
         ["measures", f"Pearson r, ours (seeds {', '.join(map(str, corr.seeds))})", "paper"], rows
+    )
+
+
+def swapped_table(compared: Comparison, swapped: Comparison) -> Any:
+    """SI and SIU at each of the two tuned strengths (mean ± sd of test accuracy over the fresh seeds),
+    and SI − SIU at each: the swapped-strength control separates the bias from the strength."""
+    own = compared.strengths
+    rows = []
+    for whose in (R.SI, R.SIU):
+        c = own[whose]
+        si = compared.test[R.SI] if whose == R.SI else swapped.test[R.SI]
+        siu = compared.test[R.SIU] if whose == R.SIU else swapped.test[R.SIU]
+        gap = [a - b for a, b in zip(si, siu)]
+        rows.append(
+            [
+                f"{label(whose)}'s, c = {c:.3g}",
+                _mean_sd(si),
+                _mean_sd(siu),
+                _mean_sd(gap, ".2%"),
+            ]
+        )
+    seeds = ", ".join(map(str, compared.seeds))
+    return markdown_table(
+        [f"strength (seeds {seeds})", "SI: test accuracy", "SIU: test accuracy", "SI − SIU"], rows
     )
 
 
