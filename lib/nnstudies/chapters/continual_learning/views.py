@@ -44,6 +44,7 @@ __all__ = [
     "plot_methods",
     "plot_stored",
     "plot_tuning",
+    "stored_summary",
     "swapped_table",
 ]
 
@@ -506,6 +507,35 @@ def swapped_table(compared: Comparison, swapped: Comparison) -> Any:
     return markdown_table(
         [f"strength (seeds {seeds})", "SI: test accuracy", "SIU: test accuracy", "SI − SIU"], rows
     )
+
+
+def stored_summary(values: Mapping[str, Any]) -> Any:
+    """The bias claims' numbers of a stored run, one row each (mean ± sd over its seeds): SI − SIU at
+    each tuned strength (the swapped-strength control), SI's and the baselines' correlation with
+    √F_emp, r(SI, SIU), and SIB's share of SI at the paper's batch 256. A stored run made before
+    these were measured says so."""
+    rows: list[list[str]] = []
+    if "swapped.permuted.test" in values:
+        test, swapped = values["permuted.test"], values["swapped.permuted.test"]
+        strengths = values["permuted.strengths"]
+        for whose, si, siu in (
+            ("SI", test["SI"], swapped["SIU"]),
+            ("SIU", swapped["SI"], test["SIU"]),
+        ):
+            gap = [a - b for a, b in zip(si, siu)]
+            rows.append([f"SI − SIU at {whose}'s c = {strengths[whose]:.3g}", _mean_sd(gap, ".2%")])
+    for key in ("SI-sqrtFemp", "SIU-sqrtFemp", "gradsum-sqrtFemp", "SI-SOS", "SI-SIU"):
+        if f"correlations.{key}" in values:
+            name = " vs ".join(_name(m) for m in key.split("-"))
+            rows.append([f"Pearson r, {name}", _mean_sd(values[f"correlations.{key}"], ".3f")])
+    if "bias_share_batch_256" in values:
+        rows.append(
+            ["mean Ω of SIB / of SI, batch 256", _mean_sd(values["bias_share_batch_256"], ".2f")]
+        )
+    if not rows:
+        rows = [["(this stored run predates the swapped control and √F_emp)", "–"]]
+    seeds = ", ".join(map(str, values.get("judging_seeds", values.get("seeds", []))))
+    return markdown_table([f"quantity (stored, seeds {seeds})", "mean ± sd"], rows)
 
 
 def bias_table(bias: BiasStudy) -> Any:
