@@ -3,7 +3,8 @@ pmnist [--scale paper]``.
 
 At ``paper`` this is the part of the chapter sized for one GPU in 15 minutes: the paper's Permuted
 MNIST (10 tasks, 784-2000-2000-10, Adam 1e-3 reset per task, batch 256, 20 epochs per task) with SI
-at the paper's chosen strength c = 0.2 and damping ξ = 0.1, on the first :data:`PART_SEEDS` judging
+at the paper's chosen strength c = 0.2 and damping ξ = 0.1, on the first
+:data:`~.presets.PMNIST_PART_SEEDS` judging
 seeds (the paper: 97.2-97.3 % average test accuracy). It prints the cost estimate, the accuracies
 and the claim's verdict, and records them under the chapter's name
 (``$NNSTUDIES_RESULTS_DIR/03_continual_learning.json`` when set), as the notebook does.
@@ -21,9 +22,9 @@ from ...results import record
 from ...scales import SCALES, check_scale
 from .claims import CLAIMS
 from .experiment import run_spec, settings, steps_per_task, train_runs
+from .presets import PMNIST_PART_SEEDS
 
 CHAPTER = "03_continual_learning"
-PART_SEEDS = 3  #: judging seeds the part runs (the claim needs three): 3 × 47 000 updates
 
 
 def gpu_minutes(steps: int, *, ms_per_step: float = 3.0) -> float:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     parser.add_argument("--scale", default="paper", choices=list(SCALES))
     args = parser.parse_args(argv)
     p = settings(check_scale(args.scale))
-    seeds = p.seeds[:PART_SEEDS]
+    seeds = p.seeds[:PMNIST_PART_SEEDS]
     c = p.permuted.strengths[Regulariser.SI]
     per_task = steps_per_task(p, "permuted")
     steps = len(seeds) * p.permuted.n_tasks * per_task

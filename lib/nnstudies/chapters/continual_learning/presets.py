@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from ...continual import Regulariser
 from ...pretty import Pretty
 
-__all__ = ["BENCHMARKS", "PRESETS", "Benchmark", "BenchmarkSettings", "Preset"]
+__all__ = ["BENCHMARKS", "PMNIST_PART_SEEDS", "PRESETS", "Benchmark", "BenchmarkSettings", "Preset"]
 
 R = Regulariser
 
@@ -246,6 +246,7 @@ _PAPER = replace(
         dataset="cifar10",
         channels=(32, 32, 64, 64),
     ),
+    methods=_ALL,
     strength_factors=(1.0,),
     bias_batch_sizes=(64, 256, 1024),
     bias_steps=1000,
@@ -254,6 +255,10 @@ _PAPER = replace(
     n_importance=1000,
     pmnist_claim=True,
 )
+
+#: judging seeds the P-MNIST part (``python -m nnstudies.chapters.continual_learning pmnist``) runs SI on:
+#: three, the fewest a claim is judged on, so that the part fits 15 minutes of one GPU
+PMNIST_PART_SEEDS = 3
 
 PRESETS: dict[str, Preset] = {"smoke": _SMOKE, "cpu": _CPU, "full": _FULL, "paper": _PAPER}
 """The chapter's settings per scale."""
