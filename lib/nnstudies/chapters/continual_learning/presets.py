@@ -84,18 +84,19 @@ class Preset(Pretty):
         return self.permuted if which is Benchmark.PERMUTED else self.split
 
 
-# Centres c0 of the strength grids for the MNIST-1D MLPs, calibrated on the tuning seed's validation data
+# Centres c0 of the strength grids for the MNIST-1D MLPs, calibrated on the tuning seeds' validation data
 # (never on test data) with sweeps a decade apart, so that the chosen c lies inside its grid at `cpu`; the
 # measures differ in scale by orders of magnitude. MAS, AF, √Fisher and SOS (not compared at `cpu`) keep
-# the centres of an earlier, shorter training: re-centre them before comparing them.
+# the centres of an earlier, shorter training: re-centre them before comparing them. On Permuted, the
+# third edition's 3 tasks of 400 steps: EWC 3, SI 1, SIU 3, SIB 3 won on the tuning seeds (0 and 4).
 _MNIST1D_PERMUTED = {
     R.EWC: 3.0,
     R.MAS: 3.0,
     R.AF: 0.5,
     R.SQRT_FISHER: 0.15,
-    R.SI: 3.0,
-    R.SIU: 7.0,
-    R.SIB: 5.0,
+    R.SI: 1.5,
+    R.SIU: 4.0,
+    R.SIB: 3.0,
     R.SOS: 1.0,
 }
 _MNIST1D_SPLIT = {
@@ -151,14 +152,17 @@ _FULL_SPLIT = {
 }
 _ALL = (R.EWC, R.MAS, R.AF, R.SQRT_FISHER, R.SI, R.SIU, R.SIB, R.SOS)
 
-# Each permuted task: 200 Adam steps (8 epochs of 3200 examples); each split task 50 steps. Four methods
+# Each permuted task: 400 Adam steps (16 epochs of 3200 examples), 3 tasks: fewer tasks learned further
+# than the earlier 4 tasks of 200 steps, so that the regularisers' gain over none (about 4.5 points) stands
+# clear of the seed spread (about 0.5 point; with 4 x 200 steps the spread was twice that, with 2 x 600
+# steps the gain half); each split task 50 steps. Four methods
 # at cpu (EWC and SI with its two parts), to fit the chapter in a few minutes on a laptop. The strengths are
 # chosen on the validation accuracy averaged over two tuning seeds (0 and 4): on one seed, strengths and best
 # methods that won by a fraction of a point changed when the chapter ran on another floating-point path.
 _CPU = Preset(
     "mnist1d",
     permuted=BenchmarkSettings(
-        4, (512, 128), epochs=8, batch_size=128, lr=2e-3, strengths=_MNIST1D_PERMUTED
+        3, (512, 128), epochs=16, batch_size=128, lr=2e-3, strengths=_MNIST1D_PERMUTED
     ),
     split=BenchmarkSettings(
         5, (512, 128), epochs=5, batch_size=64, lr=1e-3, strengths=_MNIST1D_SPLIT
