@@ -155,9 +155,10 @@ _ALL = (R.EWC, R.MAS, R.AF, R.SQRT_FISHER, R.SI, R.SIU, R.SIB, R.SOS)
 # Each permuted task: 400 Adam steps (16 epochs of 3200 examples), 3 tasks: fewer tasks learned further
 # than the earlier 4 tasks of 200 steps, so that the regularisers' gain over none (about 4.5 points) stands
 # clear of the seed spread (about 0.5 point; with 4 x 200 steps the spread was twice that, with 2 x 600
-# steps the gain half); each split task 50 steps. Four methods
+# steps the gain half); each split task 50 steps. Three tuning seeds (0, 4 and 5): with two, SIB's strength was
+# chosen by 0.3 point of validation accuracy and came out otherwise on another floating-point path. Four methods
 # at cpu (EWC and SI with its two parts), to fit the chapter in a few minutes on a laptop. The strengths are
-# chosen on the validation accuracy averaged over two tuning seeds (0 and 4): on one seed, strengths and best
+# chosen on the validation accuracy averaged over the tuning seeds (0, 4 and 5): on one seed, strengths and best
 # methods that won by a fraction of a point changed when the chapter ran on another floating-point path.
 _CPU = Preset(
     "mnist1d",
@@ -174,7 +175,7 @@ _CPU = Preset(
     correlation_seeds=(0, 1, 2),
     bias_batch_sizes=(16, 64, 256),
     bias_steps=200,
-    extra_tuning_seeds=(4,),
+    extra_tuning_seeds=(4, 5),
 )
 _SMOKE = replace(
     _CPU,
