@@ -59,3 +59,33 @@ def test_paper_conv_part_dry_run(tmp_path: Path) -> None:
         "claim.cnn_larger_barrier_at_large_lr",
         "claim.cnn_repair_removes_barrier",
     }
+
+
+def test_paper_pmnist_part_dry_run(tmp_path: Path) -> None:
+    """Chapter 3's Permuted MNIST row (SI at the paper's c = 0.2), the part sized for one GPU at
+    paper, runs alone in a dry run and records SI's accuracy per seed and the claim's values."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "NNSTUDIES_RESULTS_DIR": str(tmp_path / "results"),
+        "NNSTUDIES_CACHE": str(tmp_path / "cache"),
+        "NNSTUDIES_DRY_RUN": "1",
+    }
+    command = [
+        sys.executable,
+        "-m",
+        "nnstudies.chapters.continual_learning",
+        "pmnist",
+        "--scale",
+        "paper",
+    ]
+    subprocess.run(command, env=env, check=True, timeout=300)
+    recorded = json.loads((tmp_path / "results" / "03_continual_learning.json").read_text())
+    assert (recorded["scale"], recorded["part"], recorded["dry_run"]) == ("paper", "pmnist", True)
+    assert recorded["pmnist_strength"] == 0.2 and recorded["batch_size"] == 256, "the paper's SI"
+    assert len(recorded["pmnist_si_test"]) == len(recorded["pmnist_seeds"]) >= 1
+    assert recorded["claim.si_pmnist"] == recorded["pmnist_si_test"]
