@@ -59,3 +59,25 @@ def test_paper_conv_part_dry_run(tmp_path: Path) -> None:
         "claim.cnn_larger_barrier_at_large_lr",
         "claim.cnn_repair_removes_barrier",
     }
+
+
+def test_paper_copy_part_dry_run(tmp_path: Path) -> None:
+    """Chapter 4's copy task, the part sized for one GPU at paper (n = 128, r = 16), runs alone in
+    a dry run and records the length each learner reached."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "NNSTUDIES_RESULTS_DIR": str(tmp_path / "results"),
+        "NNSTUDIES_CACHE": str(tmp_path / "cache"),
+        "NNSTUDIES_DRY_RUN": "1",
+    }
+    command = [sys.executable, "-m", "nnstudies.chapters.rtrl", "copy", "--scale", "paper"]
+    subprocess.run(command, env=env, check=True, timeout=300)
+    recorded = json.loads((tmp_path / "results" / "04_rtrl.json").read_text())
+    assert (recorded["scale"], recorded["part"], recorded["dry_run"]) == ("paper", "copy", True)
+    assert (recorded["part_hidden"], recorded["part_rank"]) == (128, 16), "the paper's setting"
+    assert set(recorded["part_lengths"]) == {"OK (r=16)", "TBPTT (k=10, every k)"}

@@ -166,6 +166,47 @@ def test_tbptt_truncated_matches_a_hand_unrolled_reference() -> None:
 
 
 @pytest.mark.parametrize("kind", CELLS)
+def test_chunked_tbptt_over_one_chunk_equals_bptt_of_the_mean_loss(kind: str) -> None:
+    model = _model(kind)
+    xs, ys = _sequence(8, 3)
+    resets = torch.zeros(8, 3, dtype=torch.bool)
+    resets[5, 1] = True
+    reference = [g / 8 for g in _bptt(model, xs, ys, resets)]
+    learner = rtrl.ChunkedTBPTT(model, 8)
+    model.zero_grad(set_to_none=True)
+    learner.reset(3)
+    ready = []
+    for t in range(8):
+        learner.reset_where(resets[t])
+        learner.step(xs[t], ys[t])
+        ready.append(learner.ready)
+    assert ready == [False] * 7 + [True]  # one update, after the chunk's last step
+    assert _rel([p.grad.clone() for p in model.parameters()], reference) < 1e-10
+
+
+def test_chunked_tbptt_matches_a_hand_unrolled_reference() -> None:
+    model = _model("rhn")
+    xs, ys = _sequence(7, 2)
+    k = 3
+    params = list(model.parameters())
+    total = [torch.zeros_like(p) for p in params]
+    for start in (0, 3):  # the two whole chunks; the last step (6) starts a chunk that never ends
+        h = None
+        with torch.no_grad():
+            for s in range(start):
+                h = model.cell(xs[s], h)
+        losses = []
+        for s in range(start, start + k):
+            h = model.cell(xs[s], h)
+            losses.append(nn.functional.cross_entropy(model.readout(h), ys[s]))
+        for acc, g in zip(total, torch.autograd.grad(torch.stack(losses).mean(), params)):
+            acc += g
+    got = _run(rtrl.ChunkedTBPTT(model, k), xs, ys)
+    assert _rel(got, total) < 1e-10
+    assert _rel(_run(TBPTT(model, k), xs, ys), total) > 1e-3  # the sliding window differs
+
+
+@pytest.mark.parametrize("kind", CELLS)
 def test_ok_biased_with_rank_at_least_length_is_exact(kind: str) -> None:
     model = _model(kind)
     xs, ys = _sequence(6, 3)
@@ -566,7 +607,14 @@ def test_chapter_learners_name_build_and_colour_every_algorithm() -> None:
 
     model = _model("rhn")
     A = ch.Algorithm
-    expected = {A.EXACT: ExactRTRL, A.UORO: UORO, A.KF: KFRTRL, A.OK: OK, A.TBPTT: TBPTT}
+    expected = {
+        A.EXACT: ExactRTRL,
+        A.UORO: UORO,
+        A.KF: KFRTRL,
+        A.OK: OK,
+        A.TBPTT: TBPTT,
+        A.TBPTT_EVERY_K: rtrl.ChunkedTBPTT,
+    }
     assert set(A) == set(expected)
     for algorithm, cls in expected.items():
         learner = ch.Learner(algorithm, rank=3, horizon=4)
@@ -576,7 +624,14 @@ def test_chapter_learners_name_build_and_colour_every_algorithm() -> None:
     assert ch.Learner(A.TBPTT, horizon=4).build(model).horizon == 4  # type: ignore[attr-defined]
     assert ch.Learner(A.OK, rank=3, horizon=4) == ch.Learner(A.OK, rank=3)  # one key per setting
     labels = [ch.Learner(a, rank=4, horizon=3).label for a in A]
-    assert labels == ["exact RTRL", "UORO", "KF-RTRL", "OK (r=4)", "TBPTT (k=3)"]
+    assert labels == [
+        "exact RTRL",
+        "UORO",
+        "KF-RTRL",
+        "OK (r=4)",
+        "TBPTT (k=3)",
+        "TBPTT (k=3, every k)",
+    ]
     assert ch.Learner(A.OK, rank=2, unbiased=False).label == "OK (r=2), biased"
     assert not ch.Learner(A.OK, rank=2, unbiased=False).build(model).unbiased  # type: ignore[attr-defined]
     assert ch.colour(ch.Learner(A.OK, rank=1)) != ch.colour(ch.Learner(A.OK, rank=16))
