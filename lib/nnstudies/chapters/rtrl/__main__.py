@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import time
-
 from dataclasses import replace
 
 from ...results import record
@@ -56,7 +55,7 @@ def sized(specs: list[CopySpec], minutes: float) -> tuple[list[CopySpec], dict[s
         return specs, {}
     per_step = {s.learner.label: seconds_per_step(s) for s in specs}
     steps = int(minutes * 60 / (OVERHEAD * sum(per_step.values())) // 1000 * 1000)
-    steps = max(1000, min(steps, min(s.steps for s in specs)))
+    steps = min(max(steps, 1000), min(s.steps for s in specs))
     return [replace(s, steps=steps) for s in specs], per_step
 
 
