@@ -741,3 +741,50 @@ def test_chapter_bigram_baseline_against_a_hand_count() -> None:
     expected = -(math.log2(4 / 5) + math.log2(1 / 4)) / 2
     assert ch.bigram_bits(train, test, 2) == pytest.approx(expected)
     assert ch.unigram_bits(torch.tensor([0, 1, 0, 1]), 2) == pytest.approx(1.0)
+
+
+def test_chapter_online_step_updates_every_k_steps_with_chunked_tbptt() -> None:
+    """With TBPTT updating every k steps, the online step leaves the parameters alone inside a
+    chunk and changes them at its last step; with the sliding window, at every step."""
+    from nnstudies.chapters import rtrl as ch
+
+    for algorithm, changed in (
+        (ch.Algorithm.TBPTT_EVERY_K, [False, False, True] * 2),
+        (ch.Algorithm.TBPTT, [True] * 6),
+    ):
+        model = ch.build_model(6, 4, 4, init_std=0.2, seed=0, device=torch.device("cpu"))
+        task = CopyTask(3, T_start=2, curriculum=False, generator=torch.Generator().manual_seed(0))
+        learner = ch.Learner(algorithm, horizon=3).build(model)
+        learner.reset(3)
+        step = ch.online_step(
+            model, learner, task, torch.optim.Adam(model.parameters(), lr=1e-2), clip=1.0
+        )
+        seen = []
+        for t in range(6):
+            before = model.cell.weight.detach().clone()
+            step(t)
+            seen.append(not torch.equal(before, model.cell.weight))
+        assert seen == changed, algorithm
+
+
+def test_chapter_catch_up_is_the_first_swept_k_to_reach_ok() -> None:
+    """The k at which TBPTT catches OK: the smallest swept k whose mean length reaches OK's mean."""
+    from nnstudies.chapters import rtrl as ch
+    from nnstudies.training import History
+
+    def runs(learner: ch.Learner, lengths: list[int]) -> list[ch.CopyRun]:
+        return [
+            ch.CopyRun(learner, s, History(seconds=1.0), [T], []) for s, T in enumerate(lengths)
+        ]
+
+    ok = ch.Learner(ch.Algorithm.OK, rank=8)
+    every = {k: ch.Learner(ch.Algorithm.TBPTT_EVERY_K, horizon=k) for k in (5, 8, 10)}
+    sliding = {k: ch.Learner(ch.Algorithm.TBPTT, horizon=k) for k in (5, 8, 10)}
+    table = {ok: runs(ok, [9, 10, 10])}
+    table |= {learner: runs(learner, [6, 7, 7]) for learner in every.values()}
+    table |= {sliding[5]: runs(sliding[5], [7, 7, 7]), sliding[8]: runs(sliding[8], [9, 10, 9])}
+    table[sliding[10]] = runs(sliding[10], [10, 10, 10])
+    study = ch.CurriculumStudy(table, ok, every[8], (5, 8, 10))
+    assert study.catch_up(ch.Algorithm.TBPTT_EVERY_K) is None
+    assert study.catch_up(ch.Algorithm.TBPTT) == 10  # 9.33 < 9.67 at k = 8
+    assert study.seconds(ok) == [1.0, 1.0, 1.0]
