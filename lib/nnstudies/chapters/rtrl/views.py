@@ -264,6 +264,17 @@ def plot_variance_steps(
             np.arange(1, len(row) + 1), np.maximum(row, 1e-6), color=colour(spec), label=spec.label
         )
     ax.axhspan(1e-7, 1.5e-6, color="0.9", zorder=0)
+    if study.settle:
+        ax.axvspan(0.5, study.settle + 0.5, color="0.95", zorder=0)
+        ax.text(
+            study.settle + 1,
+            0.98,
+            f"← first {study.settle} steps: the ranks fill (left out of the means)",
+            transform=ax.get_xaxis_transform(),
+            fontsize=8,
+            color="0.35",
+            va="top",
+        )
     ax.text(
         0.99,
         0.02,
