@@ -11,7 +11,7 @@ Every training run is a spec executed by :mod:`nnstudies.runs`, cached by its fi
 
 from __future__ import annotations
 
-from . import characters, claims, cost, experiment, learners, plan, presets, views
+from . import characters, claims, cost, experiment, learners, plan, presets, summary, views
 from .characters import *
 from .claims import *
 from .cost import *
@@ -19,6 +19,7 @@ from .experiment import *
 from .learners import *
 from .plan import *
 from .presets import *
+from .summary import *
 from .views import *
 
 __all__ = (
@@ -29,5 +30,6 @@ __all__ = (
     + plan.__all__
     + cost.__all__
     + claims.__all__
+    + summary.__all__
     + views.__all__
 )

@@ -24,6 +24,7 @@ from .experiment import (
 )
 from .learners import Algorithm, Learner
 from .presets import TBPTT_VARIANTS, Preset
+from .summary import variant_name
 
 __all__ = [
     "COLOURS",
@@ -510,7 +511,7 @@ def _k_sweep_figure(
                 marker="o",
                 capsize=3,
                 color=COLOURS[variant],
-                label=variant.label.format(horizon="k"),
+                label=variant_name(variant),
             )
         ax.axvline(judged, color="0.5", lw=0.8, ls=":")
         ax.set_xticks(sorted({k for by_k in values.values() for k in by_k}))
