@@ -18,7 +18,7 @@ import statistics
 import time
 
 from ...continual import Regulariser
-from ...results import record
+from ...parts import finish
 from ...scales import SCALES, check_scale
 from .claims import CLAIMS
 from .experiment import run_spec, settings, steps_per_task, train_runs
@@ -60,22 +60,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         + f" (mean {statistics.fmean(accuracy):.2%})"
     )
     claims = {"si_pmnist": accuracy} if p.pmnist_claim else {}
-    for claim in CLAIMS:
-        if claim.key in claims:
-            print(f"{claim.key}: {claim.judge(claims[claim.key], args.scale).verdict}")
-    seconds = time.perf_counter() - start
-    print(f"{seconds:.0f} s")
-    return record(
+    return finish(
         CHAPTER,
-        scale=args.scale,
-        part="pmnist",
-        part_seconds=seconds,
+        "pmnist",
+        args.scale,
+        start,
+        claims=CLAIMS,
+        judged=claims,
         pmnist_seeds=list(seeds),
         pmnist_strength=c,
         steps_per_task=per_task,
         batch_size=p.permuted.batch_size,
         pmnist_si_test=accuracy,
-        **{f"claim.{k}": v for k, v in claims.items()},
     )
 
 

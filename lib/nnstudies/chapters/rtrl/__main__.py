@@ -17,7 +17,7 @@ import argparse
 import time
 from dataclasses import replace
 
-from ...results import record
+from ...parts import finish
 from ...scales import SCALES, check_scale, dry_run
 from .cost import measure_step
 from .experiment import CopySpec, copy_runs, copy_spec
@@ -87,13 +87,11 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
     runs = copy_runs(specs)
     for run in runs:
         print(f"{run.label}: T₊ = {run.final_length} after {len(run.lengths)} steps")
-    seconds = time.perf_counter() - start
-    print(f"{seconds:.0f} s")
-    return record(
+    return finish(
         CHAPTER,
-        scale=args.scale,
-        part="copy",
-        part_seconds=seconds,
+        "copy",
+        args.scale,
+        start,
         part_hidden=p.copy.hidden,
         part_rank=p.curriculum.rank,
         part_lengths={run.label: run.final_length for run in runs},
