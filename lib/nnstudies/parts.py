@@ -9,7 +9,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from .claims import Claim
+from .claims import Claim, Values
 from .results import record
 
 __all__ = ["finish"]
@@ -22,10 +22,11 @@ def finish(
     started: float,
     *,
     claims: Sequence[Claim] = (),
-    judged: Mapping[str, list[float]] | None = None,
+    judged: Mapping[str, Values] | None = None,
     **values: Any,
 ) -> dict[str, Any]:
-    """Print the verdict of each of ``claims`` with values in ``judged`` and the seconds since
+    """Print the verdict of each of ``claims`` with values in ``judged`` (per run, or for a tuned
+    claim ``{protocol: values}``, as :meth:`~nnstudies.claims.Claim.judge` takes them) and the seconds since
     ``started`` (a :func:`time.perf_counter` reading); record ``values``, the part's name and time,
     and the judged values as ``claim.<key>``. Returns what :func:`~nnstudies.results.record` returns."""
     judged = dict(judged or {})
