@@ -307,9 +307,10 @@ def ptb_text(split: str = "train", *, root: str | None = None) -> str:
             path = fetch(PTB_URLS[split], known, fname=f"ptb.char.{split}.txt", root=root)
         except DownloadError as error:
             raise DownloadError(
-                f"{error}\nPenn Treebank could not be fetched; the smoke, cpu and full scales "
-                "use the "
-                "embedded text nnstudies.tasks.sequences.pydoc_text() instead."
+                f"{error}\nPenn Treebank could not be fetched. The smoke and cpu scales need "
+                "no download (they train on the embedded nnstudies.tasks.sequences.pydoc_text()); "
+                "full and paper need this file: run once online, or put ptb.char."
+                f"{split}.txt in the data folder's ptb/ (see nnstudies.data.data_dir())."
             ) from error
     _check_ptb(path, split)
     lines = path.read_text().splitlines()

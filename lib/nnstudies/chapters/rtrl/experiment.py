@@ -410,7 +410,8 @@ class VarianceStudy:
 
 
 def variance_study(preset: Preset) -> VarianceStudy:
-    """Noise of the gradient estimates, on the network OK trained with the curriculum on each seed.
+    """Noise of the gradient estimates, on the network OK trained with the curriculum on each of the
+    variance setting's seeds.
 
     Each seed's input is a stream of copy sequences at the length its network reached, without
     state resets. Every approximate learner runs ``draws`` independent copies side by side (the
@@ -431,8 +432,8 @@ def variance_study(preset: Preset) -> VarianceStudy:
     }
     lengths = []
     ok = Learner(Algorithm.OK, rank=c.rank)
-    trained = run_all([copy_spec(ok, preset, seed=seed) for seed in c.seeds], desc="copy-task runs")
-    for seed, run in zip(c.seeds, trained):
+    trained = run_all([copy_spec(ok, preset, seed=seed) for seed in v.seeds], desc="copy-task runs")
+    for seed, run in zip(v.seeds, trained):
         model = run.model()
         assert isinstance(model, RecurrentModel)
         device = model.cell.weight.device
@@ -466,7 +467,7 @@ def variance_study(preset: Preset) -> VarianceStudy:
                     mixed[learner].append(masses)
         model.zero_grad(set_to_none=True)
     return VarianceStudy(
-        tuple(c.seeds), lengths, steps, settle, draws, tuple(v.ranks), per_step, sequence, mixed
+        tuple(v.seeds), lengths, steps, settle, draws, tuple(v.ranks), per_step, sequence, mixed
     )
 
 

@@ -99,6 +99,7 @@ class VarianceSetting:
     draws: int
     steps: int  #: steps averaged, at steady state (after ``settle``)
     settle: int  #: steps run first and left out: OK(r) is exact while its rank fills (r steps)
+    seeds: tuple[int, ...]  #: whose section-4 OK networks are measured (the same runs, cached)
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ _SMOKE = Preset(
         explorer_horizons=(1, 2),
         explorer_ranks=(1, 2),
     ),
-    variance=VarianceSetting(ranks=(1, 2, 4), draws=64, steps=16, settle=8),
+    variance=VarianceSetting(ranks=(1, 2, 4), draws=64, steps=16, settle=8, seeds=(0, 1, 2)),
     characters=CharSetting(
         "pydoc",
         _SMOKE_NET,
@@ -185,6 +186,7 @@ _CPU = replace(
         rank=4,
         horizon=3,
         horizons=(2, 3, 5),
+        seeds=(0, 1, 2, 3, 4),
         explorer_horizons=(2, 3, 5),
         explorer_ranks=(1, 4),
     ),
@@ -219,7 +221,8 @@ _FULL = replace(
         rank=8,
         horizon=8,
         horizons=(5, 8, 10, 15),
-        companion_seeds=_CPU.curriculum.seeds,
+        seeds=_SMOKE.curriculum.seeds,
+        companion_seeds=_SMOKE.curriculum.seeds,
         explorer_horizons=(5, 8, 10, 15),
         explorer_ranks=(1, 8),
     ),
