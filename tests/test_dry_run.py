@@ -59,3 +59,31 @@ def test_paper_conv_part_dry_run(tmp_path: Path) -> None:
         "claim.cnn_larger_barrier_at_large_lr",
         "claim.cnn_repair_removes_barrier",
     }
+
+
+def test_paper_mlp_part_dry_run(tmp_path: Path) -> None:
+    """Chapter 2's MLP comparison, the part sized for one GPU at paper (the MNIST MLP, 6000
+    updates, the paper's settings), runs alone in a dry run and records every method's final
+    losses, the updates, the direction cosines and the MLP claims' per-seed values."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {
+        **os.environ,
+        "NNSTUDIES_RESULTS_DIR": str(tmp_path / "results"),
+        "NNSTUDIES_CACHE": str(tmp_path / "cache"),
+        "NNSTUDIES_DRY_RUN": "1",
+    }
+    command = [sys.executable, "-m", "nnstudies.chapters.neuron_descent", "mlp", "--scale", "paper"]
+    subprocess.run(command, env=env, check=True, timeout=300)
+    recorded = json.loads((tmp_path / "results" / "02_neuron_descent.json").read_text())
+    assert (recorded["scale"], recorded["part"], recorded["dry_run"]) == ("paper", "mlp", True)
+    assert recorded["judging_seeds"] == [0, 1, 2] and recorded["tuning_seeds"] == []
+    methods = ("sgd", "adam", "natural", "kfac", "kfac-standard", "foof")
+    assert all(len(recorded[f"final_loss.{m}"]) == 3 for m in methods)
+    assert set(recorded["updates"]) == set(methods)
+    assert len(recorded["cosine_kfac_natural"]) == len(recorded["cosine_gradient_foof"]) == 3
+    assert recorded["claim.kfac_beats_natural"].keys() == {"stability rule"}
+    assert len(recorded["claim.kfac_not_second_order"]) == 3

@@ -133,7 +133,7 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
         dense = [
             p
             for layer in self.layers
-            if not self._is_factored.get(layer)
+            if not self._is_factored.get(layer) or self._raw.get(layer)
             for p in _parameters(layer)
         ]
         outputs = [self._outputs[layer] for layer in wanted]
