@@ -502,6 +502,10 @@ def test_tuning_avoids_the_edge_of_stability() -> None:
         Setting(0.1)
     )  # its neighbour 0.3 ends 190× worse: the cliff is one step away
     assert tuning.choice == Setting(0.03)
+    assert tuning.best == tuning.setting("best point") == Setting(0.1)  # the best point protocol
+    assert tuning.setting("stability rule") == tuning.choice
+    with pytest.raises(ValueError, match="unknown protocol"):
+        tuning.setting("median")
     tuning.runs[Setting(0.3)] = [run(2.3, diverged=True)]
     assert tuning.choice == Setting(0.03)
     tuning.runs[Setting(0.3)] = [run(0.05)]

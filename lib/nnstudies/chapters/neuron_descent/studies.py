@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...runs import execute, run_all
+from ...runs import Run, execute, run_all
+from ...training import History
 from .experiment import MethodRun, NeuronRun, experiment_of, run_spec
 from .methods import Kind, Method
 from .presets import GRIDS, GRIDS_AUTOENCODER, Preset, Setting
@@ -162,6 +163,29 @@ def _lr_step(lr: float, up: bool) -> float:
     return float(f"{nxt:.3g}")
 
 
+#: Rough cost of an update relative to SGD's (the paper's MLP at batch 100, one thread): the order
+#: in which a pool takes runs, dearest first, so that no long run is left alone at the end.
+_COST = {
+    Method.SGD: 1.0,
+    Method.ADAM: 1.2,
+    Method.NATURAL: 2.7,
+    Method.NATURAL_SAME: 2.7,
+    Method.KFAC: 1.7,
+    Method.KFAC_STANDARD: 6.0,
+    Method.FOOF: 1.5,
+}
+
+
+def _run_dearest_first(specs: Sequence[NeuronRun], desc: str) -> dict[NeuronRun, Run[History]]:
+    """Every distinct spec through one :func:`~nnstudies.runs.run_all`, dearest first (by
+    :data:`_COST` × updates × batch); returned by spec, whatever the order."""
+    unique = sorted(
+        dict.fromkeys(specs),
+        key=lambda s: -_COST.get(s.method, 1.0) * s.steps * s.batch_size,
+    )
+    return dict(zip(unique, run_all(unique, desc=desc)))
+
+
 def _probes(method: Method, kind: Kind) -> bool:
     """Whether a comparison run records the direction cosines along training (KFAC's to FOOF's,
     to the exact natural gradient's, and the gradient's to both): the MLP's heuristic KFAC."""
@@ -198,11 +222,12 @@ def tune_many(
             for setting in grid
             for s in chosen_seeds
         ]
-        runs = iter(run_all(specs, desc=f"tuning ({kind})"))
+        done = _run_dearest_first(specs, f"tuning ({kind})")
+        runs = iter(specs)
         for m, grid in todo.items():
             for setting in grid:
                 results[m].runs[setting] = [
-                    MethodRun.of(run) for run in (next(runs) for _ in chosen_seeds)
+                    MethodRun.of(done[spec]) for spec in (next(runs) for _ in chosen_seeds)
                 ]
         todo = {
             m: results[m].extension(extended[m], exp.extend) if grid and exp.grids else []
@@ -349,8 +374,9 @@ def compare_protocols(
             ]
             for m in names
         }
-    unique = list(dict.fromkeys(spec for by in specs.values() for ss in by.values() for spec in ss))
-    done = dict(zip(unique, run_all(unique, desc=f"compare ({kind})")))
+    extra = _statistics_specs(p) if kind is Kind.MLP else []  # in the same pool (cached)
+    everything = [spec for by in specs.values() for ss in by.values() for spec in ss] + extra
+    done = _run_dearest_first(everything, f"compare ({kind})")
     return {
         protocol: Comparison(
             kind,
@@ -375,13 +401,22 @@ def compare(
 
 def statistics_check(p: Preset, protocol: str = STABLE) -> list[MethodRun] | None:
     """KFAC on the MLP with its statistics fed at every update (``stat_steps`` = T), at the
-    comparison's setting on every judging seed: the check that feeding them only in the updates
-    before each inversion (the runs' default, for speed) costs no training loss. None where the
-    runs feed them at every update anyway."""
+    comparison's setting on the first judging seed: the check that feeding them only in the
+    updates before each inversion (the runs' default, for speed) costs no training loss. None
+    where the runs feed them at every update anyway."""
+    specs = _statistics_specs(p, protocol)
+    if not specs:
+        return None
+    return [MethodRun.of(run) for run in run_all(specs, desc="KFAC, statistics every update")]
+
+
+def _statistics_specs(p: Preset, protocol: str = STABLE) -> list[NeuronRun]:
+    """The runs of :func:`statistics_check` (none where the statistics are fed at every update)."""
     exp = p.mlp
     stat_steps = min(exp.inv_period, 10) if exp.stat_steps is None else exp.stat_steps
     if stat_steps >= exp.inv_period:
-        return None
+        return []
     setting = chosen_setting(p, Method.KFAC, Kind.MLP, protocol)
-    specs = [run_spec(p, Method.KFAC, setting, seed=s, stat_steps=exp.inv_period) for s in p.seeds]
-    return [MethodRun.of(run) for run in run_all(specs, desc="KFAC, statistics every update")]
+    return [
+        run_spec(p, Method.KFAC, setting, seed=s, stat_steps=exp.inv_period) for s in p.seeds[:1]
+    ]
