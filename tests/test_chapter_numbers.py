@@ -93,15 +93,28 @@ QUOTES = [
     ("03_continual_learning", r"\(\d+ s; (\d+) s of CPU\)", provenance("cpu_seconds"), ".0f"),
     (
         "03_continual_learning",
-        r"ends (\d+\.\d) ± \d+\.\d points above none \(78",
+        r"ends (\d+\.\d) ± \d+\.\d points above none on Permuted",
         mean("claim.beats_none_permuted", 100),
         ".1f",
     ),
     (
         "03_continual_learning",
-        r"ends \d+\.\d ± (\d+\.\d) points above none \(78",
+        r"ends \d+\.\d ± (\d+\.\d) points above none on Permuted",
         sd("claim.beats_none_permuted", 100),
         ".1f",
+    ),
+    (
+        "03_continual_learning",
+        r"(\d\.\d\d) ± \d\.\d\d of SI's mean importance at the paper's batch 256",
+        mean("bias_share_batch_256"),
+        ".2f",
+    ),
+    ("03_continual_learning", r"r\(SI, √F_emp\) = (\d\.\d{3})", mean("r_si_sqrt_fisher"), ".3f"),
+    (
+        "03_continual_learning",
+        r"at the same strength, SI − SIU is ([+−-]?\d+\.\d) ±",
+        mean("claim.siu_worse_same_c", 100),
+        "+.1f",
     ),
     (
         "04_rtrl",

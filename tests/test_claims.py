@@ -123,6 +123,12 @@ def test_a_rule_changed_after_its_result_is_marked(
     )  # fmt: skip
     table = _text(claims_table("96_test", [seen_at_cpu], {"gap": [0.03, 0.04, 0.05]}, scale="cpu"))
     assert "rule changed after the result (cpu: 2026-12-01)" in table
+    _store(tmp_path, "96_test", "2026-12-01 15:00 UTC", values, {"gap": fingerprint(after)})
+    table = claims_table("96_test", [after], {"gap": [0.03, 0.04, 0.05]}, scale="cpu").data
+    assert "rule changed" not in table  # made later on the day of the change, under the new rule
+    _store(tmp_path, "96_test", "2026-12-01 09:00 UTC", values, {"gap": fingerprint(before)})
+    table = _text(claims_table("96_test", [after], {"gap": [0.03, 0.04, 0.05]}, scale="cpu"))
+    assert "rule changed after the result (full: 2026-12-01)" in table  # earlier that day
 
 
 def test_seed_roles_mark_tuning_on_a_judging_seed() -> None:

@@ -236,7 +236,8 @@ def test_sos_and_onaf_match_their_formulas() -> None:
     torch.manual_seed(0)
     model = torch.nn.Linear(3, 2)
     sos, onaf = cl.SOS(model, beta=0.9), cl.OnAF(model, damping=0.5)
-    for acc in (sos, onaf):
+    gradsum = cl.METHODS["gradsum"].during_task(model, 0.5)  # type: ignore[misc]
+    for acc in (sos, onaf, gradsum):
         acc.begin_task()
     start = [p.detach().clone() for p in model.parameters()]
     opt = torch.optim.Adam(model.parameters(), lr=0.05)
@@ -246,18 +247,20 @@ def test_sos_and_onaf_match_their_formulas() -> None:
     for _ in range(steps):
         opt.zero_grad()
         model(torch.randn(4, 3)).square().mean().backward()
-        for acc in (sos, onaf):
+        for acc in (sos, onaf, gradsum):
             acc.before_step()
         for vi, wi, p in zip(v, w, model.parameters()):
             vi.mul_(0.9).add_(0.1 * p.grad**2)
             wi.add_(p.grad.abs())
         opt.step()
-        for acc in (sos, onaf):
+        for acc in (sos, onaf, gradsum):
             acc.after_step()
     for got, vi in zip(sos.end_task(), v):
         assert torch.allclose(got, (vi / (1 - 0.9**steps)).sqrt(), atol=1e-6)
     for got, wi, p, s in zip(onaf.end_task(), w, model.parameters(), start):
         assert torch.allclose(got, wi / ((p.detach() - s) ** 2 + 0.5), atol=1e-6)
+    for got, wi in zip(gradsum.end_task(), w):  # the plain sum Σ_t |g_t|, not rescaled
+        assert torch.allclose(got, wi, atol=1e-6)
 
 
 def test_accumulator_call_order_errors() -> None:
@@ -459,6 +462,7 @@ def test_registry_names_every_method_once() -> None:
         "SIB",
         "SOS",
         "OnAF",
+        "gradsum",
     ]
     assert set(cl.POSTHOC) | set(cl.PATH) | {"none"} == set(cl.METHODS) and not set(
         cl.POSTHOC
@@ -482,6 +486,7 @@ def test_registry_names_every_method_once() -> None:
         "SIB": "SynapticIntelligence",
         "SOS": "SOS",
         "OnAF": "OnAF",
+        "gradsum": "OnAF",
     }
 
 

@@ -166,6 +166,47 @@ def test_tbptt_truncated_matches_a_hand_unrolled_reference() -> None:
 
 
 @pytest.mark.parametrize("kind", CELLS)
+def test_chunked_tbptt_over_one_chunk_equals_bptt_of_the_mean_loss(kind: str) -> None:
+    model = _model(kind)
+    xs, ys = _sequence(8, 3)
+    resets = torch.zeros(8, 3, dtype=torch.bool)
+    resets[5, 1] = True
+    reference = [g / 8 for g in _bptt(model, xs, ys, resets)]
+    learner = rtrl.ChunkedTBPTT(model, 8)
+    model.zero_grad(set_to_none=True)
+    learner.reset(3)
+    ready = []
+    for t in range(8):
+        learner.reset_where(resets[t])
+        learner.step(xs[t], ys[t])
+        ready.append(learner.ready)
+    assert ready == [False] * 7 + [True]  # one update, after the chunk's last step
+    assert _rel([p.grad.clone() for p in model.parameters()], reference) < 1e-10
+
+
+def test_chunked_tbptt_matches_a_hand_unrolled_reference() -> None:
+    model = _model("rhn")
+    xs, ys = _sequence(7, 2)
+    k = 3
+    params = list(model.parameters())
+    total = [torch.zeros_like(p) for p in params]
+    for start in (0, 3):  # the two whole chunks; the last step (6) starts a chunk that never ends
+        h = None
+        with torch.no_grad():
+            for s in range(start):
+                h = model.cell(xs[s], h)
+        losses = []
+        for s in range(start, start + k):
+            h = model.cell(xs[s], h)
+            losses.append(nn.functional.cross_entropy(model.readout(h), ys[s]))
+        for acc, g in zip(total, torch.autograd.grad(torch.stack(losses).mean(), params)):
+            acc += g
+    got = _run(rtrl.ChunkedTBPTT(model, k), xs, ys)
+    assert _rel(got, total) < 1e-10
+    assert _rel(_run(TBPTT(model, k), xs, ys), total) > 1e-3  # the sliding window differs
+
+
+@pytest.mark.parametrize("kind", CELLS)
 def test_ok_biased_with_rank_at_least_length_is_exact(kind: str) -> None:
     model = _model(kind)
     xs, ys = _sequence(6, 3)
@@ -566,7 +607,14 @@ def test_chapter_learners_name_build_and_colour_every_algorithm() -> None:
 
     model = _model("rhn")
     A = ch.Algorithm
-    expected = {A.EXACT: ExactRTRL, A.UORO: UORO, A.KF: KFRTRL, A.OK: OK, A.TBPTT: TBPTT}
+    expected = {
+        A.EXACT: ExactRTRL,
+        A.UORO: UORO,
+        A.KF: KFRTRL,
+        A.OK: OK,
+        A.TBPTT: TBPTT,
+        A.TBPTT_EVERY_K: rtrl.ChunkedTBPTT,
+    }
     assert set(A) == set(expected)
     for algorithm, cls in expected.items():
         learner = ch.Learner(algorithm, rank=3, horizon=4)
@@ -576,7 +624,14 @@ def test_chapter_learners_name_build_and_colour_every_algorithm() -> None:
     assert ch.Learner(A.TBPTT, horizon=4).build(model).horizon == 4  # type: ignore[attr-defined]
     assert ch.Learner(A.OK, rank=3, horizon=4) == ch.Learner(A.OK, rank=3)  # one key per setting
     labels = [ch.Learner(a, rank=4, horizon=3).label for a in A]
-    assert labels == ["exact RTRL", "UORO", "KF-RTRL", "OK (r=4)", "TBPTT (k=3)"]
+    assert labels == [
+        "exact RTRL",
+        "UORO",
+        "KF-RTRL",
+        "OK (r=4)",
+        "TBPTT (k=3)",
+        "TBPTT (k=3, every k)",
+    ]
     assert ch.Learner(A.OK, rank=2, unbiased=False).label == "OK (r=2), biased"
     assert not ch.Learner(A.OK, rank=2, unbiased=False).build(model).unbiased  # type: ignore[attr-defined]
     assert ch.colour(ch.Learner(A.OK, rank=1)) != ch.colour(ch.Learner(A.OK, rank=16))
@@ -686,3 +741,50 @@ def test_chapter_bigram_baseline_against_a_hand_count() -> None:
     expected = -(math.log2(4 / 5) + math.log2(1 / 4)) / 2
     assert ch.bigram_bits(train, test, 2) == pytest.approx(expected)
     assert ch.unigram_bits(torch.tensor([0, 1, 0, 1]), 2) == pytest.approx(1.0)
+
+
+def test_chapter_online_step_updates_every_k_steps_with_chunked_tbptt() -> None:
+    """With TBPTT updating every k steps, the online step leaves the parameters alone inside a
+    chunk and changes them at its last step; with the sliding window, at every step."""
+    from nnstudies.chapters import rtrl as ch
+
+    for algorithm, changed in (
+        (ch.Algorithm.TBPTT_EVERY_K, [False, False, True] * 2),
+        (ch.Algorithm.TBPTT, [True] * 6),
+    ):
+        model = ch.build_model(6, 4, 4, init_std=0.2, seed=0, device=torch.device("cpu"))
+        task = CopyTask(3, T_start=2, curriculum=False, generator=torch.Generator().manual_seed(0))
+        learner = ch.Learner(algorithm, horizon=3).build(model)
+        learner.reset(3)
+        step = ch.online_step(
+            model, learner, task, torch.optim.Adam(model.parameters(), lr=1e-2), clip=1.0
+        )
+        seen = []
+        for t in range(6):
+            before = model.cell.weight.detach().clone()
+            step(t)
+            seen.append(not torch.equal(before, model.cell.weight))
+        assert seen == changed, algorithm
+
+
+def test_chapter_catch_up_is_the_first_swept_k_to_reach_ok() -> None:
+    """The k at which TBPTT catches OK: the smallest swept k whose mean length reaches OK's mean."""
+    from nnstudies.chapters import rtrl as ch
+    from nnstudies.training import History
+
+    def runs(learner: ch.Learner, lengths: list[int]) -> list[ch.CopyRun]:
+        return [
+            ch.CopyRun(learner, s, History(seconds=1.0), [T], []) for s, T in enumerate(lengths)
+        ]
+
+    ok = ch.Learner(ch.Algorithm.OK, rank=8)
+    every = {k: ch.Learner(ch.Algorithm.TBPTT_EVERY_K, horizon=k) for k in (5, 8, 10)}
+    sliding = {k: ch.Learner(ch.Algorithm.TBPTT, horizon=k) for k in (5, 8, 10)}
+    table = {ok: runs(ok, [9, 10, 10])}
+    table |= {learner: runs(learner, [6, 7, 7]) for learner in every.values()}
+    table |= {sliding[5]: runs(sliding[5], [7, 7, 7]), sliding[8]: runs(sliding[8], [9, 10, 9])}
+    table[sliding[10]] = runs(sliding[10], [10, 10, 10])
+    study = ch.CurriculumStudy(table, ok, every[8], (5, 8, 10))
+    assert study.catch_up(ch.Algorithm.TBPTT_EVERY_K) is None
+    assert study.catch_up(ch.Algorithm.TBPTT) == 10  # 9.33 < 9.67 at k = 8
+    assert study.seconds(ok) == [1.0, 1.0, 1.0]

@@ -377,15 +377,18 @@ class Claim:
 
     def changed_after(self, scale: str, made: str | None, stored: str | None) -> str:
         """The date of the last rule change made after the result at ``scale`` had been seen ("" if
-        none): declared changes for results of ``scale`` made on or before the change (``made``: the
+        none): declared changes for results of ``scale`` made before the change (``made``: the
         stored result's date; None: this run), or "undeclared" where the ``stored`` fingerprint
-        differs from the claim now and no change is declared."""
+        differs from the claim now and no change is declared. A change dates to the day, so a result
+        made on that day counts as before it only when its fingerprint is not the claim's now."""
+        day, now = (made or "")[:10], fingerprint(self)
         dates = [
             c.date
             for c in self.changes
-            if scale in c.seen and (made is None or made[:10] <= c.date)
+            if scale in c.seen
+            and (made is None or day < c.date or (day == c.date and stored != now))
         ]
-        if stored is not None and stored != fingerprint(self) and not dates:
+        if stored is not None and stored != now and not dates:
             return "undeclared"
         return max(dates, default="")
 

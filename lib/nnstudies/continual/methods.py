@@ -30,6 +30,7 @@ class Regulariser(enum.StrEnum):
     SIB = "SIB"  #: SI's bias alone
     SOS = "SOS"  #: √ of Adam's second moment, during training
     ONAF = "OnAF"  #: the online absolute Fisher, during training
+    GRADSUM = "gradsum"  #: Σ_t |g_t| over a task's steps, unscaled (a baseline), during training
 
     @classmethod
     def of(cls, name: str, what: str = "method") -> Regulariser:
@@ -107,6 +108,12 @@ METHODS: dict[str, Method] = {  # keyed by Regulariser (a str)
             "OnAF",
             "#44AA99",
             during_task=lambda model, damping: OnAF(model, damping=damping),
+        ),
+        Method(
+            _R.GRADSUM,
+            "Σ|g|",
+            "#BBBBBB",
+            during_task=lambda model, damping: OnAF(model, damping=damping, rescale=False),
         ),
     )
 }

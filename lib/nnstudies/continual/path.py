@@ -183,13 +183,17 @@ class SOS(PathAccumulator):
 
 
 class OnAF(PathAccumulator):
-    """Online absolute Fisher: ω = Σ_t |g_t|, Ω = max(0, ω / (Δ² + ξ)) (rescaled as SI is)."""
+    """Online absolute Fisher: ω = Σ_t |g_t|, Ω = max(0, ω / (Δ² + ξ)) (rescaled as SI is).
 
-    def __init__(self, model: nn.Module, *, damping: float = 0.1) -> None:
+    ``rescale=False``: Ω = ω = Σ_t |g_t|, the plain sum of gradient magnitudes over the task's
+    steps (the baseline the chapter sets beside SI's correlation with √F_emp).
+    """
+
+    def __init__(self, model: nn.Module, *, damping: float = 0.1, rescale: bool = True) -> None:
         if not (damping > 0 and math.isfinite(damping)):
             raise ValueError(f"damping must be positive and finite, got {damping}")
         super().__init__(model)
-        self.damping = damping
+        self.damping, self.rescale = damping, rescale
         self.omega: list[torch.Tensor] = []
 
     def _reset(self) -> None:
@@ -200,6 +204,8 @@ class OnAF(PathAccumulator):
             w.add_(gi.abs())
 
     def _omega(self, total_change: list[torch.Tensor]) -> Importances:
+        if not self.rescale:
+            return [w.clone() for w in self.omega]
         return [
             (w / (t.square() + self.damping)).clamp_min(0) for w, t in zip(self.omega, total_change)
         ]

@@ -38,7 +38,8 @@ Learners: :class:`ExactRTRL` (O(n⁴) time, O(n³) memory per step and example),
 :class:`KFRTRL` (:cite:`mujika2018kfrtrl`, one Kronecker product, O(n³)),
 :class:`OK` (:cite:`benzing2019optimal`, the optimal sum of ``r`` Kronecker
 products, O(r n³); its reduction is :func:`ok_reduce`) and :class:`TBPTT`
-(backpropagation through the last ``k`` steps). The tasks they are trained on (the
+(backpropagation through the last ``k`` steps at every step) and :class:`ChunkedTBPTT` (one
+update every ``k`` steps, through the chunk). The tasks they are trained on (the
 copy task, character streams) live in :mod:`nnstudies.tasks.sequences`.
 
 Modules: :mod:`.cells` (the cells and the model), :mod:`.learner` (the base class),
@@ -53,7 +54,7 @@ from .exact import ExactRTRL
 from .kronecker import KFRTRL, OK
 from .learner import OnlineLearner, random_signs
 from .reduction import drop_smallest, kronecker_core, minimum_variance_mixing, ok_reduce
-from .tbptt import TBPTT
+from .tbptt import TBPTT, ChunkedTBPTT
 from .uoro import UORO
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "TBPTT",
     "UORO",
     "CellStep",
+    "ChunkedTBPTT",
     "ExactRTRL",
     "KroneckerCell",
     "OnlineLearner",

@@ -42,6 +42,9 @@ class OnlineLearner:
     """
 
     name = "learner"
+    ready = True
+    """Whether ``.grad`` holds a gradient to apply after this step (always, except for a learner
+    that updates once every few steps: :class:`~nnstudies.rtrl.ChunkedTBPTT`)."""
 
     def __init__(self, model: RecurrentModel) -> None:
         if not isinstance(model, RecurrentModel):

@@ -1,4 +1,6 @@
-"""Truncated backpropagation through time with a sliding window of k steps."""
+"""Truncated backpropagation through time: a sliding window of k steps with an update at every
+step (:class:`TBPTT`), and the common form that updates once every k steps (:class:`ChunkedTBPTT`),
+as the paper's baseline does."""
 
 from __future__ import annotations
 
@@ -11,7 +13,13 @@ from torch import Tensor
 from .cells import RecurrentModel
 from .learner import OnlineLearner, _accumulate
 
-__all__ = ["TBPTT"]
+__all__ = ["TBPTT", "ChunkedTBPTT"]
+
+
+def _check_horizon(horizon: int) -> int:
+    if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
+        raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
+    return horizon
 
 
 class TBPTT(OnlineLearner):
@@ -21,16 +29,14 @@ class TBPTT(OnlineLearner):
     The state ``h_{t−k}`` is treated as a constant; the window ``x_{t−k+1..t}`` is
     recomputed with autograd each step (O(k) cell evaluations per step). With
     ``k ≥ t`` the estimate is exact. (The common chunked variant, one backward pass per
-    k steps, truncates each loss after 1..k steps instead.)
+    k steps, truncates each loss after 1..k steps instead: :class:`ChunkedTBPTT`.)
     """
 
     name = "TBPTT"
 
     def __init__(self, model: RecurrentModel, horizon: int) -> None:
         super().__init__(model)
-        if not isinstance(horizon, int) or isinstance(horizon, bool) or horizon < 1:
-            raise ValueError(f"horizon must be an int >= 1, got {horizon!r}")
-        self.horizon = horizon
+        self.horizon = _check_horizon(horizon)
 
     def _reset_influence(self, batch_size: int) -> None:
         self.root = self._like.new_zeros(batch_size, self.cell.hidden_size).detach()
@@ -66,5 +72,49 @@ class TBPTT(OnlineLearner):
         for p, g in zip(params, grads):
             if g is not None:
                 _accumulate(p, g)
+        self.h = h.detach()
+        return loss.detach()
+
+
+class ChunkedTBPTT(OnlineLearner):
+    """Truncated BPTT(k) as it is usually run, and as the paper's baseline: the sequence is cut
+    into chunks of k steps, and at the end of each chunk the gradient of the chunk's mean loss,
+    ``∂/∂θ (1/k) Σ_{s in chunk} L_s``, is backpropagated to the chunk's start (whose state is a
+    constant).
+
+    The loss at the j-th step of a chunk is thus truncated after j steps (1 ≤ j ≤ k), and the
+    parameters change once every k steps: :attr:`ready` is True only after the step that ends a
+    chunk, and only then does :meth:`step` add to ``.grad``. One cell evaluation per step.
+    """
+
+    name = "TBPTT, every k"
+
+    def __init__(self, model: RecurrentModel, horizon: int) -> None:
+        super().__init__(model)
+        self.horizon = _check_horizon(horizon)
+
+    def _reset_influence(self, batch_size: int) -> None:
+        self._graph_h: Tensor = self._like.new_zeros(batch_size, self.cell.hidden_size)
+        self._losses: list[Tensor] = []
+        self.ready = False
+
+    def _scale_influence(self, keep: Tensor) -> None:
+        self._graph_h = self._graph_h * keep[:, None]  # inside the chunk's graph
+
+    def step(self, x: Tensor, y: Tensor) -> Tensor:
+        self._check(x, y)
+        with torch.enable_grad():
+            h = self.cell(x, self._graph_h)
+            loss = F.cross_entropy(self.model.readout(h), y)
+        self._losses.append(loss)
+        self.ready = len(self._losses) == self.horizon
+        if self.ready:
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            grads = torch.autograd.grad(torch.stack(self._losses).mean(), params, allow_unused=True)
+            for p, g in zip(params, grads):
+                if g is not None:
+                    _accumulate(p, g)
+            self._losses, h = [], h.detach()
+        self._graph_h = h
         self.h = h.detach()
         return loss.detach()

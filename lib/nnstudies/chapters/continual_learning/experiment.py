@@ -21,6 +21,7 @@ The importance studies (:func:`correlations`, :func:`bias_study`) are in :mod:`.
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -51,7 +52,9 @@ __all__ = [
     "load_tasks",
     "run_spec",
     "settings",
+    "steps_per_task",
     "strength",
+    "swap_strengths",
     "task_grid",
     "train_run",
     "train_runs",
@@ -96,6 +99,16 @@ def strength(
     if method == R.NONE:
         return 0.0
     return factor * preset.benchmark(benchmark).strengths[Regulariser(method)]
+
+
+def steps_per_task(preset: Preset, benchmark: Benchmark | str) -> int:
+    """Adam steps each task of ``benchmark`` trains: the preset's ``steps``, else ``epochs`` passes
+    over the first task's training set."""
+    setting = preset.benchmark(benchmark)
+    if setting.steps is not None:
+        return setting.steps
+    n = len(load_tasks(preset, benchmark, 1)[0].y_train)
+    return setting.epochs * math.ceil(n / setting.batch_size)
 
 
 def task_grid(preset: Preset) -> tuple[int, ...]:
@@ -230,7 +243,7 @@ def run_spec(
 ) -> ContinualRun:
     """The spec of one run of ``method`` at strength ``c`` (default: its centre c0) on ``benchmark``.
 
-    ``None`` takes the preset's value; ``steps`` (per task) replaces the preset's epochs.
+    ``None`` takes the preset's value; ``steps`` (per task) replaces the preset's epochs (or steps).
     """
     setting = preset.benchmark(benchmark)
     return ContinualRun(
@@ -241,7 +254,7 @@ def run_spec(
         hidden=setting.hidden,
         channels=setting.channels,
         epochs=setting.epochs,
-        steps=steps,
+        steps=setting.steps if steps is None else steps,
         batch_size=int(batch_size or setting.batch_size),
         lr=setting.lr,
         damping=float(preset.damping if damping is None else damping),
@@ -422,3 +435,26 @@ def compare(preset: Preset, benchmark: Benchmark | str, tuning: Tuning) -> Compa
     test = {m: tuple(r.average_accuracy() for r in rs) for m, rs in results.items()}
     forgetting = {m: tuple(r.forgetting() for r in rs) for m, rs in results.items()}
     return Comparison(which, preset.seeds, chosen, tuning.best, test, forgetting, results)
+
+
+def swap_strengths(preset: Preset, tuning: Tuning) -> Comparison:
+    """The control that separates SI's bias from its strength: SI at SIU's tuned c, and SIU at SI's,
+    on the preset's fresh seeds (one sweep). With :func:`compare`'s runs at their own c, SI and SIU
+    are then compared at each of the two strengths."""
+    chosen = tuning.chosen
+    if R.SI not in chosen or R.SIU not in chosen:
+        raise ValueError("the swapped-strength control needs SI and SIU among the preset's methods")
+    swapped = {R.SI: chosen[R.SIU], R.SIU: chosen[R.SI]}
+    specs = [
+        run_spec(preset, tuning.benchmark, m, c, seed=s)
+        for m, c in swapped.items()
+        for s in preset.seeds
+    ]
+    runs = train_runs(specs, desc=f"SI at SIU's c and SIU at SI's, seeds {preset.seeds}")
+    n = len(preset.seeds)
+    results = {m: tuple(runs[i * n : (i + 1) * n]) for i, m in enumerate(swapped)}
+    test = {m: tuple(r.average_accuracy() for r in rs) for m, rs in results.items()}
+    forgetting = {m: tuple(r.forgetting() for r in rs) for m, rs in results.items()}
+    return Comparison(
+        tuning.benchmark, preset.seeds, swapped, tuning.best, test, forgetting, results
+    )

@@ -15,22 +15,28 @@ import torch
 
 from ... import continual as cl
 from ...continual import Regulariser
-from .experiment import run_spec, train_runs
+from ...runs import execute
+from .experiment import ContinualRun, run_spec, train_runs
 from .presets import Benchmark, Preset
 
 __all__ = [
     "PAIRS",
+    "SQRT_EMPIRICAL",
     "BiasStudy",
     "Correlations",
     "bias_study",
     "correlations",
     "flat",
     "pair_key",
+    "sqrt_empirical_fisher",
 ]
 
 R = Regulariser
 
-PAIRS = (
+SQRT_EMPIRICAL = "sqrtFemp"
+"""How the results name √F_emp, the square root of the empirical Fisher after the task."""
+
+PAIRS: tuple[tuple[str, str], ...] = (
     (R.SI, R.SOS),
     (R.SI, R.ONAF),
     (R.MAS, R.AF),
@@ -39,9 +45,26 @@ PAIRS = (
     (R.SI, R.SIB),
     (R.SI, R.SIU),
     (R.EWC, R.SQRT_FISHER),
+    (R.SI, SQRT_EMPIRICAL),
+    (R.SIU, SQRT_EMPIRICAL),
+    (R.SIB, SQRT_EMPIRICAL),
+    (R.SOS, SQRT_EMPIRICAL),
+    (R.GRADSUM, SQRT_EMPIRICAL),
 )
-"""The pairs of importances whose Pearson correlation the chapter reports."""
-_TRACKED = (R.EWC, R.SQRT_FISHER, R.AF, R.MAS, R.SI, R.SIU, R.SIB, R.SOS, R.ONAF)
+"""The pairs of importances whose Pearson correlation the chapter reports (Σ|g|, ``gradsum``, is
+the plain-gradient baseline of SI's correlation with √F_emp)."""
+_TRACKED = (
+    R.EWC,
+    R.SQRT_FISHER,
+    R.AF,
+    R.MAS,
+    R.SI,
+    R.SIU,
+    R.SIB,
+    R.SOS,
+    R.ONAF,
+    R.GRADSUM,
+)
 _BIAS = (R.SI, R.SIU, R.SIB, R.SOS)
 
 
@@ -71,17 +94,33 @@ class Correlations:
         }
 
 
+def _first_task(preset: Preset, seed: int) -> ContinualRun:
+    """One trajectory of the first permuted task, no penalty, every measure tracked."""
+    return run_spec(preset, Benchmark.PERMUTED, R.NONE, seed=seed, n_tasks=1, track=_TRACKED)
+
+
+def sqrt_empirical_fisher(spec: ContinualRun, n: int) -> list[torch.Tensor]:
+    """√F_emp of the network ``spec`` trained (from the cache when it ran), on the first ``n``
+    training examples of its first task, with their true labels (:func:`~nnstudies.continual.fisher`,
+    ``kind="empirical"``)."""
+    model = execute(spec).model()
+    task = spec.data.load(spec.device)[0]
+    x, y = task.x_train[:n], task.y_train[:n]
+    return [
+        f.sqrt() for f in cl.fisher(model, x, kind="empirical", targets=y, classes=task.classes)
+    ]
+
+
 def correlations(preset: Preset) -> Correlations:
-    """Every measure on one trajectory (no penalty) of the first permuted task, for each correlation seed."""
+    """Every measure on one trajectory (no penalty) of the first permuted task, for each correlation
+    seed, and √F_emp of the network at the task's end."""
     r: dict[str, list[float]] = {pair_key(a, b): [] for a, b in PAIRS}
     first: dict[str, list[torch.Tensor]] = {}
-    specs = [
-        run_spec(preset, Benchmark.PERMUTED, R.NONE, seed=seed, n_tasks=1, track=_TRACKED)
-        for seed in preset.correlation_seeds
-    ]
+    specs = [_first_task(preset, seed) for seed in preset.correlation_seeds]
     runs = train_runs(specs, desc="importances of every measure on one trajectory per seed")
-    for run in runs:
+    for spec, run in zip(specs, runs):
         omega = {str(m): run.importances[m][0] for m in _TRACKED}
+        omega[SQRT_EMPIRICAL] = sqrt_empirical_fisher(spec, preset.n_importance)
         first = first or omega
         for a, b in PAIRS:
             r[pair_key(a, b)].append(cl.pearson(omega[a], omega[b]))
@@ -112,6 +151,24 @@ class BiasStudy:
         }
 
 
+def _bias_spec(preset: Preset, batch_size: int, seed: int) -> ContinualRun:
+    """The bias study's run at ``batch_size``: :func:`correlations`' own run (trained once, cached)
+    where it has that batch size and number of steps."""
+    shared = _first_task(preset, seed)
+    if shared.batch_size == batch_size and shared.steps == preset.bias_steps:
+        return shared
+    return run_spec(
+        preset,
+        Benchmark.PERMUTED,
+        R.NONE,
+        seed=seed,
+        n_tasks=1,
+        batch_size=batch_size,
+        steps=preset.bias_steps,
+        track=_BIAS,
+    )
+
+
 def bias_study(preset: Preset) -> BiasStudy:
     """SI and its parts with every batch size of the preset, the same number of steps each, on every correlation seed."""
     share: dict[int, list[float]] = {}
@@ -119,19 +176,7 @@ def bias_study(preset: Preset) -> BiasStudy:
     mean: dict[int, dict[str, list[float]]] = {}
     first: dict[int, dict[str, list[torch.Tensor]]] = {}
     points = [(b, s) for b in preset.bias_batch_sizes for s in preset.correlation_seeds]
-    specs = [
-        run_spec(
-            preset,
-            Benchmark.PERMUTED,
-            R.NONE,
-            seed=seed,
-            n_tasks=1,
-            batch_size=b,
-            steps=preset.bias_steps,
-            track=_BIAS,
-        )
-        for b, seed in points
-    ]
+    specs = [_bias_spec(preset, b, seed) for b, seed in points]
     runs = train_runs(specs, desc=f"SI's bias at batch sizes {preset.bias_batch_sizes}")
     for (b, _), run in zip(points, runs):
         omega = {str(m): run.importances[m][0] for m in _BIAS}

@@ -21,8 +21,8 @@ from ...models import CNN, MLP
 from ...plotting import errorbar_over_seeds, new_figure, scale_title
 from ...results import markdown_table
 from .experiment import Comparison, Tuning, label, strength, train_run
-from .presets import BENCHMARKS, Benchmark, BenchmarkSettings, Preset
-from .studies import BiasStudy, Correlations, flat, pair_key
+from .presets import BENCHMARKS, PMNIST_PART_SEEDS, Benchmark, BenchmarkSettings, Preset
+from .studies import SQRT_EMPIRICAL, BiasStudy, Correlations, flat, pair_key
 
 __all__ = [
     "bias_explorer_chart",
@@ -44,9 +44,21 @@ __all__ = [
     "plot_methods",
     "plot_stored",
     "plot_tuning",
+    "stored_summary",
+    "swapped_table",
 ]
 
 R = Regulariser
+
+
+def _name(measure: str) -> str:
+    """How the page names a measure: a method's label, or √F_emp."""
+    return "√F_emp" if measure == SQRT_EMPIRICAL else label(measure)
+
+
+def _colour(measure: str) -> str:
+    return cl.METHODS[measure].colour if measure in cl.METHODS else "#332288"
+
 
 # ----------------------------------------------------------------------------- figures
 
@@ -174,12 +186,12 @@ def plot_correlations(
         x, y = flat(importances[a]), flat(importances[b])
         r = cl.pearson(importances[a], importances[b])
         keep = _sample(np.flatnonzero((x > 0) & (y > 0)), max_points, rng)
-        ax.scatter(x[keep], y[keep], s=3, alpha=0.35, color=cl.METHODS[b].colour, rasterized=True)
+        ax.scatter(x[keep], y[keep], s=3, alpha=0.35, color=_colour(a), rasterized=True)
         ax.set(
             xscale="log",
             yscale="log",
-            xlabel=label(a),
-            ylabel=label(b),
+            xlabel=_name(a),
+            ylabel=_name(b),
             title=f"Pearson r = {r:.3f}",
         )
     if title:
@@ -190,8 +202,12 @@ def plot_correlations(
 def plot_stored(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
     """The claims' figures from a stored run (``results/03_continual_learning/<scale>.json``): each
     method's average test accuracy minus no regularisation's, seed by seed (dots) and on average
-    (bars), on both benchmarks (* the method chosen on the tuning seed), and SIB's share of SI's importance against the batch size."""
-    fig, (ax_p, ax_s, ax_b) = new_figure(3, width=11.0, height=3.6)
+    (bars), on both benchmarks (* the method chosen on the tuning seeds); SI − SIU at each of the two
+    tuned strengths (the swapped-strength control, when the run has it); and SIB's share of SI's
+    importance against the batch size."""
+    swapped = "swapped.permuted.test" in values
+    fig, axes = new_figure(4 if swapped else 3, width=14.0 if swapped else 11.0, height=3.6)
+    ax_p, ax_s, ax_b = axes[0], axes[1], axes[-1]
     for ax, key, name in ((ax_p, "permuted", "Permuted"), (ax_s, "split", "Split")):
         test = {R(m): accuracies for m, accuracies in values[f"{key}.test"].items()}
         best = values.get(f"{key}.best")
@@ -209,6 +225,21 @@ def plot_stored(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
         )
         ax.set(ylabel="test accuracy − none's (same seed)")
         scale_title(ax, scale, f"{name}, seeds {tuple(values[f'{key}.seeds'])}")
+    if swapped:
+        ax_w = axes[2]
+        test, other = values["permuted.test"], values["swapped.permuted.test"]
+        strengths = values["permuted.strengths"]
+        pairs = (("SI", test["SI"], other["SIU"]), ("SIU", other["SI"], test["SIU"]))
+        for i, (whose, si, siu) in enumerate(pairs):
+            gaps = [a - b for a, b in zip(si, siu)]
+            ax_w.bar(i, statistics.fmean(gaps), color=cl.METHODS[R.SIU].colour, alpha=0.85)
+            ax_w.scatter([i] * len(gaps), gaps, color="black", s=8, zorder=3)
+        ax_w.axhline(0, color="0.3", lw=1)
+        ax_w.set_xticks(
+            [0, 1], [f"at {w}'s c = {strengths[w]:.3g}" for w, _, _ in pairs], rotation=20
+        )
+        ax_w.set(ylabel="SI − SIU, test accuracy (same seed)")
+        scale_title(ax_w, scale, "SI − SIU at the same c")
     sizes = list(values["bias.batch_sizes"])
     shares = [values["bias.share"][str(b)] for b in sizes]
     errorbar_over_seeds(ax_b, sizes, shares, color=cl.METHODS[R.SIB].colour)
@@ -454,18 +485,76 @@ _PAPER_R = {
     "SI-SIB": "–",
     "SI-SIU": "–",
     "EWC-sqrtFisher": "–",
+    "SI-sqrtFemp": "≈ 1 after rescaling (the abstract: SI ≈ √F_emp)",
 }
 
 
 def correlation_table(corr: Correlations) -> Any:
     """Pearson r per pair of measures (mean ± sd over the seeds) beside the paper's."""
     rows = [
-        [" vs ".join(label(m) for m in key.split("-")), _mean_sd(corr.r[key], ".3f"), _PAPER_R[key]]
+        [
+            " vs ".join(_name(m) for m in key.split("-")),
+            _mean_sd(corr.r[key], ".3f"),
+            _PAPER_R.get(key, "–"),
+        ]
         for key in corr.r
     ]
     return markdown_table(
         ["measures", f"Pearson r, ours (seeds {', '.join(map(str, corr.seeds))})", "paper"], rows
     )
+
+
+def swapped_table(compared: Comparison, swapped: Comparison) -> Any:
+    """SI and SIU at each of the two tuned strengths (mean ± sd of test accuracy over the fresh seeds),
+    and SI − SIU at each: the swapped-strength control separates the bias from the strength."""
+    own = compared.strengths
+    rows = []
+    for whose in (R.SI, R.SIU):
+        c = own[whose]
+        si = compared.test[R.SI] if whose == R.SI else swapped.test[R.SI]
+        siu = compared.test[R.SIU] if whose == R.SIU else swapped.test[R.SIU]
+        gap = [a - b for a, b in zip(si, siu)]
+        rows.append(
+            [
+                f"{label(whose)}'s, c = {c:.3g}",
+                _mean_sd(si),
+                _mean_sd(siu),
+                _mean_sd(gap, ".2%"),
+            ]
+        )
+    seeds = ", ".join(map(str, compared.seeds))
+    return markdown_table(
+        [f"strength (seeds {seeds})", "SI: test accuracy", "SIU: test accuracy", "SI − SIU"], rows
+    )
+
+
+def stored_summary(values: Mapping[str, Any]) -> Any:
+    """The bias claims' numbers of a stored run, one row each (mean ± sd over its seeds): SI − SIU at
+    each tuned strength (the swapped-strength control), SI's and the baselines' correlation with
+    √F_emp, r(SI, SIU), and SIB's share of SI at the paper's batch 256. A stored run made before
+    these were measured says so."""
+    rows: list[list[str]] = []
+    if "swapped.permuted.test" in values:
+        test, swapped = values["permuted.test"], values["swapped.permuted.test"]
+        strengths = values["permuted.strengths"]
+        for whose, si, siu in (
+            ("SI", test["SI"], swapped["SIU"]),
+            ("SIU", swapped["SI"], test["SIU"]),
+        ):
+            gap = [a - b for a, b in zip(si, siu)]
+            rows.append([f"SI − SIU at {whose}'s c = {strengths[whose]:.3g}", _mean_sd(gap, ".2%")])
+    for key in ("SI-sqrtFemp", "SIU-sqrtFemp", "gradsum-sqrtFemp", "SI-SOS", "SI-SIU"):
+        if f"correlations.{key}" in values:
+            name = " vs ".join(_name(m) for m in key.split("-"))
+            rows.append([f"Pearson r, {name}", _mean_sd(values[f"correlations.{key}"], ".3f")])
+    if "bias_share_batch_256" in values:
+        rows.append(
+            ["mean Ω of SIB / of SI, batch 256", _mean_sd(values["bias_share_batch_256"], ".2f")]
+        )
+    if not rows:
+        rows = [["(this stored run predates the swapped control and √F_emp)", "–"]]
+    seeds = ", ".join(map(str, values.get("judging_seeds", values.get("seeds", []))))
+    return markdown_table([f"quantity (stored, seeds {seeds})", "mean ± sd"], rows)
 
 
 def bias_table(bias: BiasStudy) -> Any:
@@ -513,7 +602,7 @@ def cost_table(p: Preset, *, tflops: float = 4.0, overhead_ms: float = 1.0) -> A
     backward pass). FLOPs per step are counted by ``torch.utils.flop_counter`` on one step. Time =
     FLOPs / ``tflops`` + ``overhead_ms`` per step (Python and kernel launches): an estimate, not a measurement.
     """
-    rows, total_hours = [], 0.0
+    rows, total_hours, part_row = [], 0.0, []
     twice = {R.SIU, R.SIB}
     for name in BENCHMARKS:
         setting = p.benchmark(name)
@@ -521,7 +610,8 @@ def cost_table(p: Preset, *, tflops: float = 4.0, overhead_ms: float = 1.0) -> A
         n_train = round((p.n_train or n_examples) * (1 - p.validation)) // (
             5 if name is Benchmark.SPLIT else 1
         )
-        per_run = setting.n_tasks * setting.epochs * math.ceil(n_train / setting.batch_size)
+        per_task = setting.steps or setting.epochs * math.ceil(n_train / setting.batch_size)
+        per_run = setting.n_tasks * per_task
         methods = [R.NONE] * (1 + len(p.seeds)) + [
             m for m in p.methods for _ in (*p.strength_factors, *p.seeds)
         ]
@@ -530,8 +620,7 @@ def cost_table(p: Preset, *, tflops: float = 4.0, overhead_ms: float = 1.0) -> A
         if (
             name is Benchmark.PERMUTED
         ):  # the importance runs: one task, every measure (two passes per step for SIU/SIB)
-            epoch = math.ceil(n_train / setting.batch_size) * setting.epochs
-            steps += 2 * epoch * len(p.correlation_seeds) + sum(
+            steps += 2 * per_task * len(p.correlation_seeds) + sum(
                 2 * p.bias_steps * b // setting.batch_size
                 for b in p.bias_batch_sizes
                 for _ in p.correlation_seeds
@@ -557,7 +646,22 @@ def cost_table(p: Preset, *, tflops: float = 4.0, overhead_ms: float = 1.0) -> A
                 f"{hours:.1f}",
             ]
         )
+        if name is Benchmark.PERMUTED and p.pmnist_claim:  # the part: SI alone, on a few seeds
+            part = PMNIST_PART_SEEDS * per_run
+            part_hours = (part * flops / (tflops * 1e12) + part * overhead_ms / 1e3) / 3600
+            part_row = [
+                "P-MNIST part: SI only",
+                rows[-1][1],
+                str(PMNIST_PART_SEEDS),
+                f"{per_run:,}",
+                f"{part:,}",
+                f"{flops / 1e9:.1f}",
+                f"{part * flops / 1e12:,.0f}",
+                f"{part_hours:.2f} (part of the above)",
+            ]
     rows.append(["total", "", "", "", "", "", "", f"{total_hours:.1f}"])
+    if p.pmnist_claim:
+        rows.append(part_row)
     header = [
         "benchmark",
         "data, network",

@@ -17,7 +17,7 @@ import argparse
 import statistics
 import time
 
-from ...results import record
+from ...parts import finish
 from ...scales import SCALES, check_scale, dry_run
 from .claims import CLAIMS, direction_values
 from .methods import Method
@@ -86,22 +86,18 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         ],
         "kfac_not_second_order": cosines["cosine_kfac_natural"],
     }
-    for claim in CLAIMS:
-        if claim.key in claims:
-            print(f"{claim.key}: {claim.judge(claims[claim.key], args.scale).verdict}")
-    seconds = time.perf_counter() - start
-    print(f"{seconds:.0f} s")
-    return record(
+    return finish(
         CHAPTER,
-        scale=args.scale,
-        part="mlp",
-        part_seconds=seconds,
+        "mlp",
+        args.scale,
+        start,
+        claims=CLAIMS,
+        judged={k: {STABLE: v} if k in _TUNED else v for k, v in claims.items()},
         judging_seeds=list(p.seeds),
         tuning_seeds=list(exp.tune_seeds),
         updates=mlp.updates(),
         **{f"final_loss.{m}": mlp.final_losses(m) for m in mlp.runs},
         **cosines,
-        **{f"claim.{k}": {STABLE: v} if k in _TUNED else v for k, v in claims.items()},
     )
 
 

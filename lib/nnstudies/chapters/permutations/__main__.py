@@ -15,7 +15,7 @@ import argparse
 import statistics
 import time
 
-from ...results import record
+from ...parts import finish
 from ...scales import SCALES, check_scale
 from .claims import CLAIMS, conv_claim_values
 from .experiment import preset, training_flop
@@ -61,19 +61,7 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
             f"lr {values[f'cnn_lr_{which}']:g}: test loss barrier "
             + ", ".join(f"{m} {v:.3f}" for m, v in means.items())
         )
-    for claim in CLAIMS:
-        if claim.key in claims:
-            print(f"{claim.key}: {claim.judge(claims[claim.key], args.scale).verdict}")
-    seconds = time.perf_counter() - start
-    print(f"{seconds:.0f} s")
-    return record(
-        CHAPTER,
-        scale=args.scale,
-        part="conv",
-        part_seconds=seconds,
-        **values,
-        **{f"claim.{k}": v for k, v in claims.items()},
-    )
+    return finish(CHAPTER, "conv", args.scale, start, claims=CLAIMS, judged=claims, **values)
 
 
 if __name__ == "__main__":

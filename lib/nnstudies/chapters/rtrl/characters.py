@@ -27,6 +27,7 @@ __all__ = [
     "bigram_bits",
     "bits_per_char",
     "char_spec",
+    "char_specs",
     "char_study",
     "text_data",
     "unigram_bits",
@@ -35,19 +36,24 @@ __all__ = [
 
 @lru_cache(maxsize=2)
 def text_data(source: str) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """``(train codes, held-out codes, symbols)``: the pydoc text split 90/10, or Penn Treebank
-    train/valid."""
+    """``(train codes, held-out codes, symbols)``: the pydoc text split 90/10 (``"pydoc"``), Penn
+    Treebank's train and valid splits (``"ptb"``, the paper's), or its valid and test splits
+    (``"ptb-valid"``: the `full` scale's, where the train file cannot be had; see the chapter)."""
     if source == "pydoc":
         codes, symbols = encode_text(pydoc_text())
         cut = int(0.9 * len(codes))
         return codes[:cut], codes[cut:], symbols
-    if source == "ptb":
-        train, valid = ptb_text("train"), ptb_text("valid")
+    if source in ("ptb", "ptb-valid"):
+        train, valid = (
+            (ptb_text("train"), ptb_text("valid"))
+            if source == "ptb"
+            else (ptb_text("valid"), ptb_text("test"))
+        )
         symbols = "".join(sorted(set(train) | set(valid)))
         codes_train, _ = encode_text(train, symbols)
         codes_valid, _ = encode_text(valid, symbols)
         return codes_train, codes_valid, symbols + "\N{REPLACEMENT CHARACTER}"
-    raise ValueError(f"unknown text {source!r}; choose 'pydoc' or 'ptb'")
+    raise ValueError(f"unknown text {source!r}; choose 'pydoc', 'ptb' or 'ptb-valid'")
 
 
 def unigram_bits(codes: torch.Tensor, vocab: int) -> float:
@@ -101,7 +107,7 @@ class CharSpec(Spec):
     ``eval_every`` steps (``eval_streams`` streams of ``eval_steps`` characters; 20 in a dry run)."""
 
     learner: Learner
-    text: str  #: "pydoc" or "ptb" (:func:`text_data`)
+    text: str  #: "pydoc", "ptb" or "ptb-valid" (:func:`text_data`)
     network: Network
     steps: int
     eval_every: int
@@ -220,13 +226,20 @@ class CharStudy:
         return [run.final_bits_per_char for run in self.runs[learner]]
 
 
+def char_specs(preset: Preset) -> list[CharSpec]:
+    """Every run of :func:`char_study`: OK(r) on every seed, then TBPTT(k) on every seed."""
+    c = preset.characters
+    ok, tbptt = Learner(Algorithm.OK, rank=c.rank), Learner(Algorithm.TBPTT, horizon=c.horizon)
+    return [char_spec(learner, preset, seed=s) for learner in (ok, tbptt) for s in c.seeds]
+
+
 def char_study(preset: Preset) -> CharStudy:
     """OK(r) and TBPTT(k) on characters, every seed (one sweep), with the unigram and bigram
     baselines on the held-out text."""
     c = preset.characters
     train, test, symbols = text_data(c.text)
     ok, tbptt = Learner(Algorithm.OK, rank=c.rank), Learner(Algorithm.TBPTT, horizon=c.horizon)
-    specs = [char_spec(learner, preset, seed=s) for learner in (ok, tbptt) for s in c.seeds]
+    specs = char_specs(preset)
     done = iter(CharRun.of(run) for run in run_all(specs, desc="character runs"))
     runs = {learner: [next(done) for _ in c.seeds] for learner in (ok, tbptt)}
     vocab = len(symbols)

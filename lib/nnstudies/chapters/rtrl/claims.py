@@ -47,11 +47,8 @@ CLAIMS = (
         quantity="relative variance of the less noisy of UORO and KF-RTRL ÷ of OK at the largest "
         "rank, per seed",
         unit=TIMES_LOG10,
-        point="steady state: averaged over at least 200 steps after OK's rank has filled",
-        untested={
-            s: "the noise is averaged over the first 40 steps, while OK(16) is exact for its first 16"
-            for s in ("smoke", "cpu", "full")
-        },
+        point="steady state: averaged over 200 steps after OK's rank has filled (at `cpu` and "
+        "`full`: 32 steps left out first, twice the largest rank)",
         rule=Rule.above(1.0),
         changes=(
             RuleChange(
@@ -77,13 +74,11 @@ CLAIMS = (
         "on the copy task with online updates, OK learns longer sequences than TBPTT with a "
         "short horizon",
         paper="OK (n=128, r=16): T = 38–45 (mean 41.8, 5 runs) after 2M steps; longer than TBPTT",
-        quantity="length T₊ reached, OK − TBPTT, same seed",
+        quantity="length T₊ reached, OK(r) − TBPTT(k) updating every k steps, same seed (k: "
+        "the preset's judged horizon, 8 at `full`; the whole k sweep and the sliding-window "
+        "TBPTT are shown beside it)",
         unit=SYMBOLS,
-        point="TBPTT updating every k steps (the paper's), its horizon k swept",
-        untested={
-            "*": "our TBPTT slides its window and updates at every step, and one horizon is "
-            "compared; the paper's TBPTT updates every k steps"
-        },
+        point="TBPTT updating every k steps (the paper's), k shorter than the dependency OK learns",
         rule=Rule.above(0.0, margin=1.0, minimum=0.5),
         changes=(
             RuleChange(
@@ -100,18 +95,36 @@ CLAIMS = (
         paper="Penn Treebank: OK 1.747–1.750 bits/char (validation), matching TBPTT",
         quantity="held-out bits per character, OK − TBPTT, same seed",
         unit=Unit("bits", signed=True),
-        point="Penn Treebank characters, both models at least 0.5 bits/char below the bigram model",
-        rule=Rule.within(0.0, tolerance=0.05, min_runs=2),
+        point="Penn Treebank's text (at `full`: its validation split to train on, its test split "
+        "held out), both models at least 0.5 bits/char below the bigram model",
+        rule=Rule.within(0.0, tolerance=0.1),
+        changes=(
+            RuleChange(
+                THIRD_EDITION,
+                ("cpu", "full"),
+                "equivalence margin ±0.1 bits/char (was ±0.05) on at least 3 seeds (was 2), "
+                "judged only where both models are 0.5 bits/char below the bigram model",
+            ),
+        ),
     ),
     Claim(
         "characters_learn",
         "these character models learn far beyond the previous character",
         paper="1.75 bits/char on Penn Treebank after 1M steps",
-        quantity="bits/char of the previous-character (bigram) model − OK's held-out bits/char",
+        quantity="bits/char of the previous-character (bigram) model − the held-out bits/char of "
+        "the worse of OK and TBPTT, per seed",
         unit=BITS,
         point="characters, after training",
-        rule=Rule.above(0.0, margin=0.3, min_runs=2, minimum=0.1),
-        changes=(MINIMUM_EFFECT,),
+        rule=Rule.above(0.0, margin=0.5, minimum=0.25),
+        changes=(
+            MINIMUM_EFFECT,
+            RuleChange(
+                THIRD_EDITION,
+                ("cpu", "full"),
+                "both models at least 0.5 bits/char below the bigram model (was OK alone, 0.3), "
+                "on at least 3 seeds",
+            ),
+        ),
     ),
     Claim(
         "cost_ratio",
@@ -150,9 +163,10 @@ def claim_values(
     """Per-seed (or per-repeat) values of each of :data:`CLAIMS`.
 
     The timing claims get values only where the run is a judged benchmark (``cost.judged``), and
-    the comparison of OK with TBPTT on characters only where the models have learned beyond the
+    the comparison of OK with TBPTT on characters only where both models have learned beyond the
     previous character (the ``characters_learn`` claim's verdict is yes): between models that
-    have barely learned it would test early training speed, not the paper's claim.
+    have barely learned it would test early training speed, not the paper's claim. The copy
+    claim compares OK with TBPTT updating every k steps at the preset's judged horizon.
     """
     kf, uoro, ok_top = (
         variance.mean(spec)
@@ -164,6 +178,7 @@ def claim_values(
     )
     ok_T, tbptt_T = curriculum.lengths(curriculum.ok), curriculum.lengths(curriculum.tbptt)
     ok_bpc, tbptt_bpc = characters.final(characters.ok), characters.final(characters.tbptt)
+    worse = [max(a, b) for a, b in zip(ok_bpc, tbptt_bpc)]
     values = {
         "horizon": [
             a - b
@@ -174,7 +189,7 @@ def claim_values(
         "noise": [math.log10(min(k, u) / max(o, 1e-30)) for k, u, o in zip(kf, uoro, ok_top)],
         "optimal_kf": optimal_kf_shares(variance),
         "copy": [float(a - b) for a, b in zip(ok_T, tbptt_T)],
-        "characters_learn": [characters.bigram - a for a in ok_bpc],
+        "characters_learn": [characters.bigram - a for a in worse],
     }
     if characters_learned(values["characters_learn"]):
         values["characters"] = [a - b for a, b in zip(ok_bpc, tbptt_bpc)]

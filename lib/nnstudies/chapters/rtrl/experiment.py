@@ -23,7 +23,7 @@ from ...scales import dry_run
 from ...tasks.sequences import CopyTask, SequenceStep
 from ...training import DRY_RUN_STEPS, History, Optimizer, OptimizerSpec, fit
 from .learners import Algorithm, Learner, build_model, generator, online_step
-from .presets import Network, Preset
+from .presets import HorizonSetting, Network, Preset
 
 __all__ = [
     "CopyResult",
@@ -36,8 +36,10 @@ __all__ = [
     "copy_run",
     "copy_runs",
     "copy_spec",
+    "curriculum_specs",
     "curriculum_study",
     "exact_vs_bptt",
+    "horizon_specs",
     "horizon_study",
     "length_profile",
     "network_model",
@@ -240,15 +242,28 @@ class HorizonStudy:
         return [run.final_bit_loss(self.tail) for run in self.runs[learner]]
 
 
+def horizon_specs(preset: Preset) -> list[CopySpec]:
+    """Every run of :func:`horizon_study`."""
+    h = preset.horizon
+    return [
+        copy_spec(learner, preset, seed=s, length=h.length)
+        for learner, seeds in _horizon_plan(h)
+        for s in seeds
+    ]
+
+
+def _horizon_plan(h: HorizonSetting) -> list[tuple[Learner, tuple[int, ...]]]:
+    short, enough = (Learner(Algorithm.TBPTT, horizon=k) for k in h.horizons)
+    return [(short, h.seeds), (enough, h.seeds), (Learner(Algorithm.OK, rank=h.rank), h.seeds[:1])]
+
+
 def horizon_study(preset: Preset) -> HorizonStudy:
     """TBPTT(T+1) and TBPTT(T+2) on the copy task at the preset's fixed length T, on every seed, and
     OK(r) on one (one sweep)."""
     h = preset.horizon
-    short, enough = (Learner(Algorithm.TBPTT, horizon=k) for k in h.horizons)
-    ok = Learner(Algorithm.OK, rank=h.rank)
-    plan = [(learner, h.seeds) for learner in (short, enough)] + [(ok, h.seeds[:1])]
+    plan = _horizon_plan(h)
     runs = _sweep(plan, lambda learner, s: copy_spec(learner, preset, seed=s, length=h.length))
-    return HorizonStudy(h.length, short, enough, runs, tail=max(10, h.steps // 10))
+    return HorizonStudy(h.length, plan[0][0], plan[1][0], runs, tail=max(10, h.steps // 10))
 
 
 def _sweep(
@@ -261,24 +276,56 @@ def _sweep(
 
 @dataclass(frozen=True)
 class CurriculumStudy:
-    """Section 4: the copy task with the curriculum; runs by learner, one per seed."""
+    """Section 4: the copy task with the curriculum; runs by learner, one per seed. ``horizons``:
+    TBPTT's k sweep, run in both :data:`~.presets.TBPTT_VARIANTS`."""
 
     runs: dict[Learner, list[CopyRun]]
     ok: Learner  #: the OK the claim compares
-    tbptt: Learner  #: with this TBPTT
+    tbptt: Learner  #: with this TBPTT (updating every k steps)
+    horizons: tuple[int, ...] = ()
 
     def lengths(self, learner: Learner) -> list[int]:
         """The length T₊ each seed reached."""
         return [run.final_length for run in self.runs[learner]]
 
+    def seconds(self, learner: Learner) -> list[float]:
+        """Each seed's wall-clock seconds of training (one thread)."""
+        return [run.history.seconds for run in self.runs[learner]]
+
+    def sweep(self, variant: Algorithm) -> dict[int, Learner]:
+        """TBPTT in ``variant`` at each swept horizon k."""
+        return {k: Learner(variant, horizon=k) for k in self.horizons}
+
+    def catch_up(self, variant: Algorithm) -> int | None:
+        """The smallest swept k at which TBPTT in ``variant`` reaches OK's mean length T₊ (None: no
+        k does)."""
+        target = float(np.mean(self.lengths(self.ok)))
+        for k, learner in self.sweep(variant).items():
+            if float(np.mean(self.lengths(learner))) >= target:
+                return k
+        return None
+
+
+def curriculum_specs(preset: Preset) -> list[CopySpec]:
+    """Every run of :func:`curriculum_study`: OK, TBPTT's k sweep in both variants, the
+    companions."""
+    return [
+        copy_spec(learner, preset, seed=s)
+        for learner, seeds in preset.curriculum.runs
+        for s in seeds
+    ]
+
 
 def curriculum_study(preset: Preset) -> CurriculumStudy:
-    """OK and TBPTT with the paper's curriculum on every seed, and the preset's companions on
-    theirs (one sweep)."""
+    """OK and TBPTT (both variants, every swept k) with the paper's curriculum on every seed, and
+    the preset's companions on theirs (one sweep)."""
     c = preset.curriculum
     runs = _sweep(c.runs, lambda learner, s: copy_spec(learner, preset, seed=s))
     return CurriculumStudy(
-        runs, Learner(Algorithm.OK, rank=c.rank), Learner(Algorithm.TBPTT, horizon=c.horizon)
+        runs,
+        Learner(Algorithm.OK, rank=c.rank),
+        Learner(Algorithm.TBPTT_EVERY_K, horizon=c.horizon),
+        tuple(c.horizons),
     )
 
 
@@ -341,14 +388,15 @@ class VarianceStudy:
     """Section 3: relative variance ``E‖ĝ_t − g_t‖² / ‖g_t‖²`` of each learner's per-step gradient
     estimate.
 
-    ``per_step[learner][i]`` holds seed i's values at every step of its stream; ``sequence`` the
-    same for the gradient summed over the stream (one value per seed); ``mixed_mass`` OK's
-    ``Σ_mixed σ / Σ σ`` per step.
+    ``per_step[learner][i]`` holds seed i's values at every step of its stream (``settle`` steps
+    and then ``steps`` at steady state); ``sequence`` the same for the gradient summed over the
+    stream (one value per seed); ``mixed_mass`` OK's ``Σ_mixed σ / Σ σ`` per step.
     """
 
     seeds: tuple[int, ...]
     lengths: list[int]  #: the copy length each seed's network reached (its stream's length)
-    steps: int
+    steps: int  #: steps averaged at steady state
+    settle: int  #: steps before them, left out of :meth:`mean` (OK(r) is exact for r steps)
     draws: int
     ranks: tuple[int, ...]
     per_step: dict[Learner, list[list[float]]]
@@ -356,8 +404,9 @@ class VarianceStudy:
     mixed_mass: dict[Learner, list[list[float]]]
 
     def mean(self, learner: Learner) -> list[float]:
-        """Per seed, the relative variance averaged over the steps."""
-        return [float(np.mean(values)) for values in self.per_step[learner]]
+        """Per seed, the relative variance averaged over the steps at steady state (after
+        ``settle``)."""
+        return [float(np.mean(values[self.settle :])) for values in self.per_step[learner]]
 
 
 def variance_study(preset: Preset) -> VarianceStudy:
@@ -366,10 +415,12 @@ def variance_study(preset: Preset) -> VarianceStudy:
     Each seed's input is a stream of copy sequences at the length its network reached, without
     state resets. Every approximate learner runs ``draws`` independent copies side by side (the
     batch), so each step gives ``draws`` estimates ``ĝ_t`` of the per-step gradient ``g_t`` that
-    exact RTRL gives. In a dry run the stream is two steps long and there are four draws.
+    exact RTRL gives. The first ``settle`` steps, while OK's rank fills, are run and kept but left
+    out of the steady-state mean. In a dry run the stream is two steps long (one to settle) and
+    there are four draws.
     """
     v, c = preset.variance, preset.curriculum
-    steps, draws = (DRY_RUN_STEPS, 4) if dry_run() else (v.steps, v.draws)
+    steps, settle, draws = (DRY_RUN_STEPS - 1, 1, 4) if dry_run() else (v.steps, v.settle, v.draws)
     learners = [Learner(Algorithm.UORO), Learner(Algorithm.KF)] + [
         Learner(Algorithm.OK, rank=r) for r in v.ranks
     ]
@@ -394,7 +445,7 @@ def variance_study(preset: Preset) -> VarianceStudy:
             dtype=model.cell.weight.dtype,
             generator=torch.Generator().manual_seed(3000 + seed),
         )
-        stream = [task.next() for _ in range(steps)]
+        stream = [task.next() for _ in range(settle + steps)]
         with threads(1, device):
             exact = _per_step_grads(ExactRTRL(model), stream, 1)[0][:, 0]  # (steps, m, gn)
             norm = (exact**2).flatten(1).sum(1).clamp_min(1e-30)
@@ -415,7 +466,7 @@ def variance_study(preset: Preset) -> VarianceStudy:
                     mixed[learner].append(masses)
         model.zero_grad(set_to_none=True)
     return VarianceStudy(
-        tuple(c.seeds), lengths, steps, draws, tuple(v.ranks), per_step, sequence, mixed
+        tuple(c.seeds), lengths, steps, settle, draws, tuple(v.ranks), per_step, sequence, mixed
     )
 
 

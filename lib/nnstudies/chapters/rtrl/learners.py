@@ -19,6 +19,7 @@ from ...rtrl import (
     OK,
     TBPTT,
     UORO,
+    ChunkedTBPTT,
     ExactRTRL,
     KroneckerCell,
     OnlineLearner,
@@ -37,7 +38,8 @@ class Algorithm(enum.Enum):
     UORO = "uoro"
     KF = "kf"
     OK = "ok"
-    TBPTT = "tbptt"
+    TBPTT = "tbptt"  #: sliding window of k steps, an update at every step
+    TBPTT_EVERY_K = "tbptt-every-k"  #: chunks of k steps, an update every k steps (the paper's)
 
     @property
     def label(self) -> str:
@@ -61,8 +63,13 @@ _LABELS = {
     Algorithm.KF: "KF-RTRL",
     Algorithm.OK: "OK (r={rank})",
     Algorithm.TBPTT: "TBPTT (k={horizon})",
+    Algorithm.TBPTT_EVERY_K: "TBPTT (k={horizon}, every k)",
 }
-_OPTIONS = {Algorithm.OK: ("rank", "unbiased"), Algorithm.TBPTT: ("horizon",)}
+_OPTIONS = {
+    Algorithm.OK: ("rank", "unbiased"),
+    Algorithm.TBPTT: ("horizon",),
+    Algorithm.TBPTT_EVERY_K: ("horizon",),
+}
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,8 @@ class Learner:
             return KFRTRL(model, generator=generator)
         if algorithm is Algorithm.OK:
             return OK(model, self.rank, unbiased=self.unbiased, generator=generator)
+        if algorithm is Algorithm.TBPTT_EVERY_K:
+            return ChunkedTBPTT(model, self.horizon)
         return TBPTT(model, self.horizon)
 
 
@@ -142,7 +151,9 @@ def online_step(
     """One online update per time step, for :func:`nnstudies.training.fit`.
 
     The learner adds its estimate of ``∂L_t/∂θ`` to ``.grad`` (it never changes θ); the cell
-    weight's gradient is clipped to norm ``clip``, as in the authors' code; Adam updates θ.
+    weight's gradient is clipped to norm ``clip``, as in the authors' code; Adam updates θ. A
+    learner that is not :attr:`~nnstudies.rtrl.OnlineLearner.ready` (TBPTT inside a chunk of k
+    steps) leaves θ alone.
     ``observe(s, loss)`` sees every step (the copy task's curriculum does).
     """
 
@@ -151,8 +162,9 @@ def online_step(
         learner.reset_where(s.reset)  # streams that start a new sequence: zero state and influence
         optimizer.zero_grad(set_to_none=True)
         loss = float(learner.step(s.x, s.y))
-        torch.nn.utils.clip_grad_norm_([model.cell.weight], clip)
-        optimizer.step()
+        if learner.ready:
+            torch.nn.utils.clip_grad_norm_([model.cell.weight], clip)
+            optimizer.step()
         if observe is not None:
             observe(s, loss)
         return loss

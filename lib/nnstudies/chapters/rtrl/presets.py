@@ -14,6 +14,7 @@ from .learners import Algorithm, Learner
 
 __all__ = [
     "PRESETS",
+    "TBPTT_VARIANTS",
     "CharSetting",
     "CostSetting",
     "CurriculumSetting",
@@ -54,27 +55,39 @@ class HorizonSetting:
 
 @dataclass(frozen=True)
 class CurriculumSetting:
-    """Section 4: the copy task with the paper's curriculum: OK(rank) and TBPTT(horizon) on every
-    seed (the claim), the companions (other learners, for the figure) on ``companion_seeds``."""
+    """Section 4: the copy task with the paper's curriculum: OK(rank) and TBPTT(k) for every k of
+    ``horizons`` in both variants (the sliding window, and an update every k steps) on every seed
+    (the claim compares OK with TBPTT updating every ``horizon`` steps), the companions (other
+    learners, for the figure) on ``companion_seeds``."""
 
     steps: int
     ema: float  #: moving-average factor of the loss that drives the curriculum (paper: 0.999)
     rank: int
-    horizon: int  #: TBPTT's short horizon
+    horizon: int  #: the TBPTT horizon the claim is judged at (one of ``horizons``)
+    horizons: tuple[int, ...]  #: TBPTT's horizons k, swept in both variants
     seeds: tuple[int, ...]
     companions: tuple[Learner, ...]
     companion_seeds: tuple[int, ...]
     explorer_horizons: tuple[int, ...]  #: the explorer's grid of TBPTT horizons (seed 0)
     explorer_ranks: tuple[int, ...]  #: the explorer's grid of OK ranks (seed 0)
 
+    def __post_init__(self) -> None:
+        if self.horizon not in self.horizons:
+            raise ValueError(f"the judged horizon {self.horizon} is not among {self.horizons}")
+
     @property
     def runs(self) -> list[tuple[Learner, tuple[int, ...]]]:
-        """Every learner with the seeds it runs on: OK and TBPTT first."""
-        main = [
-            (Learner(Algorithm.OK, rank=self.rank), self.seeds),
-            (Learner(Algorithm.TBPTT, horizon=self.horizon), self.seeds),
-        ]
+        """Every learner with the seeds it runs on: OK, then TBPTT updating every k steps and with
+        a sliding window for each k, then the companions."""
+        main = [(Learner(Algorithm.OK, rank=self.rank), self.seeds)]
+        for variant in TBPTT_VARIANTS:
+            main += [(Learner(variant, horizon=k), self.seeds) for k in self.horizons]
         return main + [(learner, self.companion_seeds) for learner in self.companions]
+
+
+TBPTT_VARIANTS = (Algorithm.TBPTT_EVERY_K, Algorithm.TBPTT)
+"""TBPTT's two variants in the k sweep: an update every k steps (the paper's; the claim's), and the
+sliding window with an update at every step (the sensitivity)."""
 
 
 @dataclass(frozen=True)
@@ -84,14 +97,15 @@ class VarianceSetting:
 
     ranks: tuple[int, ...]
     draws: int
-    steps: int
+    steps: int  #: steps averaged, at steady state (after ``settle``)
+    settle: int  #: steps run first and left out: OK(r) is exact while its rank fills (r steps)
 
 
 @dataclass(frozen=True)
 class CharSetting:
     """Section 5: next-character prediction, OK against TBPTT."""
 
-    text: str  #: "pydoc" (embedded) or "ptb" (Penn Treebank, downloaded)
+    text: str  #: "pydoc" (embedded), "ptb" or "ptb-valid" (Penn Treebank; :func:`.text_data`)
     network: Network
     rank: int
     horizon: int
@@ -137,13 +151,14 @@ _SMOKE = Preset(
         ema=0.95,
         rank=2,
         horizon=2,
+        horizons=(1, 2),
         seeds=(0, 1, 2),
         companions=(Learner(Algorithm.KF), Learner(Algorithm.UORO)),
         companion_seeds=(0,),
         explorer_horizons=(1, 2),
         explorer_ranks=(1, 2),
     ),
-    variance=VarianceSetting(ranks=(1, 2, 4), draws=64, steps=16),
+    variance=VarianceSetting(ranks=(1, 2, 4), draws=64, steps=16, settle=8),
     characters=CharSetting(
         "pydoc",
         _SMOKE_NET,
@@ -169,10 +184,11 @@ _CPU = replace(
         ema=0.99,
         rank=4,
         horizon=3,
-        explorer_horizons=(1, 2, 3, 5),
+        horizons=(2, 3, 5),
+        explorer_horizons=(2, 3, 5),
         explorer_ranks=(1, 4),
     ),
-    variance=replace(_SMOKE.variance, ranks=(1, 2, 4, 8, 16), draws=128, steps=40),
+    variance=replace(_SMOKE.variance, ranks=(1, 2, 4, 8, 16), draws=32, steps=200, settle=32),
     characters=replace(
         _SMOKE.characters,
         network=_CPU_NET,
@@ -186,11 +202,12 @@ _CPU = replace(
     cost=replace(_SMOKE.cost, hidden_sizes=(16, 32, 64, 128), batch=16, rank=8),
 )
 
-# The paper's cell on 2 shared CPU cores, sized to about 20 CPU-minutes by timing steps: copy task
-# at n = 64 (OK r = 8; the paper's r = 16 costs 1.3x more per step), 4000 steps per run with the
-# paper's curriculum (paper: 2M), Adam 3e-3 (paper 10^-3.5, for 2M steps) and a faster curriculum
-# average (0.99; paper 0.999); characters on the embedded text at n = 128, OK(8) against
-# TBPTT(15), 2500 steps on 2 seeds (paper: Penn Treebank, n = 256, 1M steps).
+# The paper's cell on 2 shared CPU cores, sized by timing steps to about 35 minutes on 2 workers:
+# the copy task at n = 64 (OK r = 8; the paper's r = 16 costs 1.3x more per step), 8000 steps per
+# run with the paper's curriculum (paper: 2M), Adam 3e-3 (paper 10^-3.5, for 2M steps) and a
+# faster curriculum average (0.99; paper 0.999), TBPTT's horizon k swept over 5, 8, 10 and 15 in
+# both variants; characters on Penn Treebank's text at n = 128, OK(8) against TBPTT(15), 10 000
+# steps on 3 seeds (paper: n = 256, 1M steps on the train split, which this machine lacks).
 _FULL_NET = replace(_CPU_NET, hidden=64, lr=3e-3, init_std=0.1)
 _FULL = replace(
     _CPU,
@@ -198,24 +215,24 @@ _FULL = replace(
     horizon=replace(_CPU.horizon, length=4, rank=8, steps=2000),
     curriculum=replace(
         _CPU.curriculum,
-        steps=4000,
+        steps=8000,
         rank=8,
-        horizon=5,
-        companions=(*_CPU.curriculum.companions, Learner(Algorithm.TBPTT, horizon=10)),
+        horizon=8,
+        horizons=(5, 8, 10, 15),
         companion_seeds=_CPU.curriculum.seeds,
-        explorer_horizons=(5, 10),
+        explorer_horizons=(5, 8, 10, 15),
         explorer_ranks=(1, 8),
     ),
     characters=replace(
         _CPU.characters,
+        text="ptb-valid",
         network=replace(_FULL_NET, hidden=128),
         rank=8,
         horizon=15,
-        steps=2500,
-        eval_every=500,
-        eval_streams=16,
-        eval_steps=1000,
-        seeds=(0, 1),
+        steps=10_000,
+        eval_every=1000,
+        eval_streams=32,
+        eval_steps=2500,
     ),
     cost=replace(
         _CPU.cost, hidden_sizes=(32, 64, 128, 192, 256), batch=4, repeats=5, steps=3, judged=True
@@ -234,11 +251,12 @@ _PAPER = replace(
         steps=100_000,
         ema=0.999,
         rank=16,
-        companions=(*_CPU.curriculum.companions, Learner(Algorithm.TBPTT, horizon=25)),
-        explorer_horizons=(5, 25),
+        horizons=(5, 10, 25),
+        horizon=10,
+        explorer_horizons=(5, 10, 25),
         explorer_ranks=(1, 16),
     ),
-    variance=replace(_FULL.variance, ranks=(1, 2, 4, 8, 16, 32), draws=256, steps=200),
+    variance=replace(_FULL.variance, ranks=(1, 2, 4, 8, 16, 32), draws=256, steps=200, settle=64),
     # Penn Treebank characters: n=256, batch 32, r=8, 10^-3.5, state reset every 100 characters
     # (paper: 1M steps).
     characters=replace(

@@ -23,7 +23,8 @@ from .experiment import (
     smooth,
 )
 from .learners import Algorithm, Learner
-from .presets import Preset
+from .presets import TBPTT_VARIANTS, Preset
+from .summary import variant_name
 
 __all__ = [
     "COLOURS",
@@ -35,8 +36,10 @@ __all__ = [
     "plot_cost",
     "plot_curriculum",
     "plot_horizon",
+    "plot_k_sweep",
     "plot_length_profile",
     "plot_stored",
+    "plot_stored_k_sweep",
     "plot_variance_rank",
     "plot_variance_steps",
     "variance_explorer_chart",
@@ -52,12 +55,14 @@ COLOURS: dict[Algorithm, str] = {
     Algorithm.KF: "#D55E00",
     Algorithm.OK: "#009E73",
     Algorithm.TBPTT: "#CC79A7",
+    Algorithm.TBPTT_EVERY_K: "#0072B2",
 }
 """Each algorithm's colour (a learner with a knob is shaded by it: :data:`SHADES`)."""
 
 SHADES: dict[Algorithm, tuple[str, float, float]] = {
     Algorithm.OK: ("viridis", 0.72, -0.6),
     Algorithm.TBPTT: ("RdPu", 0.35, 0.6),
+    Algorithm.TBPTT_EVERY_K: ("Blues", 0.35, 0.6),
 }
 """(colour map, start, span): each value of the algorithm's knob gets its shade, by its log₂."""
 
@@ -103,13 +108,16 @@ def plot_horizon(study: HorizonStudy, *, window: int = 100) -> Figure:
     return fig
 
 
-def plot_curriculum(study: CurriculumStudy, *, window: int = 100) -> Figure:
+def plot_curriculum(
+    study: CurriculumStudy, *, window: int = 100, show: Sequence[Learner] | None = None
+) -> Figure:
     """Curriculum length T₊ against steps (left, every seed) and the smoothed loss in bits per
-    character (right, first seed)."""
+    character (right, first seed), for the learners in ``show`` (default: all)."""
     from matplotlib.ticker import MaxNLocator
 
     fig, (ax_T, ax_loss) = new_figure(2, width=10.0, height=3.6)
-    for spec, runs in study.runs.items():
+    for spec in show if show is not None else study.runs:
+        runs = study.runs[spec]
         for i, run in enumerate(runs):
             steps = np.arange(1, len(run.lengths) + 1)
             ax_T.plot(
@@ -192,7 +200,10 @@ def curriculum_explorer_rows(
     """Tidy rows for the explorer: T₊ and the smoothed loss against steps for TBPTT(k) and OK(r),
     seed 0."""
     rows: list[dict[str, Any]] = []
-    learners = (Learner(Algorithm.TBPTT, horizon=int(k)), Learner(Algorithm.OK, rank=int(r)))
+    learners = (
+        Learner(Algorithm.TBPTT_EVERY_K, horizon=int(k)),
+        Learner(Algorithm.OK, rank=int(r)),
+    )
     for spec, run in zip(learners, copy_runs([copy_spec(s, preset) for s in learners])):
         loss = smooth(run.loss_bits, 100)
         every = max(1, len(run.lengths) // points)
@@ -231,8 +242,10 @@ def curriculum_explorer_chart(rows: Any) -> Any:
 
 
 def curriculum_figure(k: int, r: int, *, preset: Preset) -> Figure:
-    """The explorer's figure: TBPTT(k) and OK(r) with the curriculum, seed 0."""
-    tbptt, ok = Learner(Algorithm.TBPTT, horizon=int(k)), Learner(Algorithm.OK, rank=int(r))
+    """The explorer's figure: TBPTT(k) updating every k steps and OK(r) with the curriculum, seed
+    0."""
+    tbptt = Learner(Algorithm.TBPTT_EVERY_K, horizon=int(k))
+    ok = Learner(Algorithm.OK, rank=int(r))
     runs = {
         spec: [run]
         for spec, run in zip((tbptt, ok), copy_runs([copy_spec(s, preset) for s in (tbptt, ok)]))
@@ -252,6 +265,17 @@ def plot_variance_steps(
             np.arange(1, len(row) + 1), np.maximum(row, 1e-6), color=colour(spec), label=spec.label
         )
     ax.axhspan(1e-7, 1.5e-6, color="0.9", zorder=0)
+    if study.settle:
+        ax.axvspan(0.5, study.settle + 0.5, color="0.95", zorder=0)
+        ax.text(
+            study.settle + 1,
+            0.98,
+            f"← first {study.settle} steps: the ranks fill (left out of the means)",
+            transform=ax.get_xaxis_transform(),
+            fontsize=8,
+            color="0.35",
+            va="top",
+        )
     ax.text(
         0.99,
         0.02,
@@ -426,16 +450,103 @@ def plot_cost(study: CostStudy) -> Figure:
 
 
 def _learner(label: str) -> Learner:
-    """The learner a stored label names ("OK (r=8)", "TBPTT (k=5)", "KF-RTRL", ...)."""
-    knob = re.search(r"\((r|k)=(\d+)\)", label)
+    """The learner a stored label names ("OK (r=8)", "TBPTT (k=5)", "TBPTT (k=5, every k)",
+    "KF-RTRL", ...)."""
+    knob = re.search(r"\((?:r|k)=(\d+)", label)
+    setting = int(knob[1]) if knob else 1
     for algorithm in Algorithm:
-        if algorithm.knob is None and label == algorithm.label:
-            return Learner(algorithm)
-        if knob and algorithm.knob and label.startswith(algorithm.label.split(" ")[0]):
-            setting = int(knob[2])
-            rank, horizon = (setting, 1) if algorithm.knob == "rank" else (1, setting)
-            return Learner(algorithm, rank=rank, horizon=horizon)
+        learner = Learner(algorithm, rank=setting, horizon=setting)
+        if learner.label == label:
+            return learner
     raise ValueError(f"no learner is labelled {label!r}")
+
+
+def plot_k_sweep(study: CurriculumStudy) -> Figure:
+    """TBPTT's horizon k swept in both variants against OK(r): the length T₊ reached (left, mean ±
+    sd over seeds, OK as a band) and each run's wall-clock seconds (right)."""
+    lengths = {
+        v.value: {
+            k: [float(x) for x in study.lengths(learner)] for k, learner in study.sweep(v).items()
+        }
+        for v in TBPTT_VARIANTS
+    }
+    seconds = {
+        v.value: {k: study.seconds(learner) for k, learner in study.sweep(v).items()}
+        for v in TBPTT_VARIANTS
+    }
+    return _k_sweep_figure(
+        lengths,
+        seconds,
+        [float(x) for x in study.lengths(study.ok)],
+        study.seconds(study.ok),
+        study.ok.label,
+        study.tbptt.horizon,
+    )
+
+
+def _k_sweep_figure(
+    lengths: Mapping[str, Mapping[int, Sequence[float]]],
+    seconds: Mapping[str, Mapping[int, Sequence[float]]],
+    ok_lengths: Sequence[float],
+    ok_seconds: Sequence[float],
+    ok_label: str,
+    judged: int,
+    *,
+    scale: str | None = None,
+) -> Figure:
+    fig, (ax_T, ax_s) = new_figure(2, width=10.0, height=3.4)
+    ok_colour = COLOURS[Algorithm.OK]
+    for ax, values, ok in ((ax_T, lengths, ok_lengths), (ax_s, seconds, ok_seconds)):
+        m, sd = float(np.mean(ok)), float(np.std(ok))
+        ax.axhspan(m - sd, m + sd, color=ok_colour, alpha=0.18, lw=0)
+        ax.axhline(m, color=ok_colour, lw=1.6, label=f"{ok_label} (mean ± sd)")
+        for name, by_k in values.items():
+            variant = Algorithm(name)
+            ks = sorted(by_k)
+            rows = [np.asarray(by_k[k], dtype=float) for k in ks]
+            ax.errorbar(
+                ks,
+                [r.mean() for r in rows],
+                yerr=[r.std() for r in rows],
+                marker="o",
+                capsize=3,
+                color=COLOURS[variant],
+                label=variant_name(variant),
+            )
+        ax.axvline(judged, color="0.5", lw=0.8, ls=":")
+        ax.set_xticks(sorted({k for by_k in values.values() for k in by_k}))
+    ax_T.set(xlabel="TBPTT's horizon k", ylabel="length T₊ reached", ylim=(0, None))
+    ax_s.set(xlabel="TBPTT's horizon k", ylabel="seconds per run (one thread)", ylim=(0, None))
+    what = f"{len(ok_lengths)} seeds; dotted: the claim's k"
+    if scale is None:
+        ax_T.set_title(f"copy task, curriculum: TBPTT's k swept ({what})")
+        ax_s.set_title("wall-clock cost of each run")
+    else:
+        scale_title(ax_T, scale, f"copy task, TBPTT's k swept ({what})")
+        scale_title(ax_s, scale, "wall-clock cost of each run")
+    ax_T.legend(fontsize=7, loc="lower right")
+    return fig
+
+
+def plot_stored_k_sweep(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
+    """:func:`plot_k_sweep` from a stored run's ``copy_k_sweep`` (a run stored before the sweep
+    existed: a figure that says so)."""
+    if "copy_k_sweep" not in values:
+        fig, (ax,) = new_figure(1, width=6.0, height=1.0)
+        ax.axis("off")
+        ax.text(0.0, 0.5, f"The stored `{scale}` run predates TBPTT's k sweep.", va="center")
+        return fig
+    sweep = values["copy_k_sweep"]
+    variants = [v.value for v in TBPTT_VARIANTS]
+    return _k_sweep_figure(
+        {v: {int(k): row["lengths"] for k, row in sweep[v].items()} for v in variants},
+        {v: {int(k): row["seconds"] for k, row in sweep[v].items()} for v in variants},
+        sweep["ok"]["lengths"],
+        sweep["ok"]["seconds"],
+        sweep["ok"]["label"],
+        int(sweep["judged"]),
+        scale=scale,
+    )
 
 
 def plot_stored(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
@@ -443,7 +554,11 @@ def plot_stored(values: Mapping[str, Any], *, scale: str = "full") -> Figure:
     length T₊ along each learner's run (first seed), the noise of each learner's gradient estimate
     (OK against its rank), and the cost per step of exact RTRL and OK against n."""
     fig, (ax_T, ax_var, ax_cost) = new_figure(3, width=11.0, height=3.6)
+    judged = values.get("copy_k_sweep", {}).get("judged")
     for label, lengths in values["copy_length_curves"].items():
+        horizon = _learner(label).horizon if _learner(label).algorithm.knob == "horizon" else None
+        if judged is not None and horizon not in (None, judged):
+            continue  # the k sweep has its own figure
         finals = values["copy_lengths"].get(label, [])
         ax_T.plot(
             np.linspace(0, 1, len(lengths)),
