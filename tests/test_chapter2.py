@@ -104,3 +104,36 @@ def test_the_control_uses_the_mlp_settings_and_methods_are_enums() -> None:
     spec = run_spec(cpu, "natural-same", Setting(0.1, 0.3), kind="control")  # type: ignore[arg-type]
     assert spec.method is Method.NATURAL_SAME and spec.kind is Kind.CONTROL
     assert spec.n_examples == cpu.control.n_examples and spec.eval_examples is None
+
+
+def test_a_pool_takes_the_dearest_runs_first_and_each_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """_run_dearest_first hands every distinct spec to one run_all, standard-damped KFAC before
+    SGD, and gives each spec its own run back, whatever the order (a spec two protocols share
+    trains once)."""
+    from nnstudies.chapters.neuron_descent import studies
+
+    seen: list[list[object]] = []
+
+    def fake_run_all(specs: list[object], desc: str = "") -> list[str]:
+        seen.append(list(specs))
+        return [f"run of {spec.label}" for spec in specs]  # type: ignore[attr-defined]
+
+    monkeypatch.setattr(studies, "run_all", fake_run_all)
+    sgd = run_spec(SMOKE, Method.SGD, Setting(0.03))
+    standard = run_spec(SMOKE, Method.KFAC_STANDARD, Setting(0.01, 0.01))
+    done = studies._run_dearest_first([sgd, standard, sgd], "test")
+    assert seen == [[standard, sgd]]
+    assert done == {sgd: f"run of {sgd.label}", standard: f"run of {standard.label}"}
+
+
+def test_seed_roles_keep_tuning_and_judging_apart() -> None:
+    """Every scale judges on seeds that no tuning saw; `full` tunes in the run on seed 0 and judges
+    on three fresh seeds; `paper` takes the paper's settings (no tuning seeds)."""
+    from nnstudies.chapters.neuron_descent import seed_roles
+
+    for scale, preset in PRESETS.items():
+        roles = seed_roles(preset)
+        assert not roles.overlap and len(roles.judging) == 3, scale
+    assert seed_roles(PRESETS["full"]).tuning == (0,)
+    assert seed_roles(PRESETS["full"]).judging == (3, 4, 5)
+    assert seed_roles(PRESETS["paper"]).tuning == ()

@@ -67,6 +67,20 @@ def test_paper_conv_part_dry_run(tmp_path: Path) -> None:
     }
 
 
+def test_paper_mlp_part_dry_run(tmp_path: Path) -> None:
+    """Chapter 2's MLP comparison, the part sized for one GPU at paper (the MNIST MLP, 6000
+    updates, the paper's settings), runs alone in a dry run and records every method's final
+    losses, the updates, the direction cosines and the MLP claims' per-seed values."""
+    recorded = _part(tmp_path, "neuron_descent", "mlp", "02_neuron_descent")
+    assert recorded["judging_seeds"] == [0, 1, 2] and recorded["tuning_seeds"] == []
+    methods = ("sgd", "adam", "natural", "kfac", "kfac-standard", "foof")
+    assert all(len(recorded[f"final_loss.{m}"]) == 3 for m in methods)
+    assert set(recorded["updates"]) == set(methods)
+    assert len(recorded["cosine_kfac_natural"]) == len(recorded["cosine_gradient_foof"]) == 3
+    assert recorded["claim.kfac_beats_natural"].keys() == {"stability rule"}
+    assert len(recorded["claim.kfac_not_second_order"]) == 3
+
+
 def test_paper_pmnist_part_dry_run(tmp_path: Path) -> None:
     """Chapter 3's Permuted MNIST row (SI at the paper's c = 0.2), the part sized for one GPU at
     paper, runs alone in a dry run and records SI's accuracy per seed and the claim's values."""

@@ -502,6 +502,10 @@ def test_tuning_avoids_the_edge_of_stability() -> None:
         Setting(0.1)
     )  # its neighbour 0.3 ends 190× worse: the cliff is one step away
     assert tuning.choice == Setting(0.03)
+    assert tuning.best == tuning.setting("best point") == Setting(0.1)  # the best point protocol
+    assert tuning.setting("stability rule") == tuning.choice
+    with pytest.raises(ValueError, match="unknown protocol"):
+        tuning.setting("median")
     tuning.runs[Setting(0.3)] = [run(2.3, diverged=True)]
     assert tuning.choice == Setting(0.03)
     tuning.runs[Setting(0.3)] = [run(0.05)]
@@ -553,3 +557,142 @@ def test_tuning_grid_grows_past_a_winning_end(monkeypatch: pytest.MonkeyPatch) -
     assert lrs(tune(preset, Method.SGD)) == [0.001, 0.003, 0.01, 0.03, 0.1]
     best_lr = 0.03  # inside: nothing added
     assert lrs(tune(preset, Method.SGD)) == [0.01, 0.03, 0.1]
+
+
+# ------------------------------------------------------- issue 23: cost levers and directions
+
+
+@pytest.mark.parametrize("kind", ["foof", "heuristic", "standard"])
+def test_unapply_undoes_apply(kind: str) -> None:
+    """DampedInverse.unapply multiplies by the damped curvature: unapply(apply(G)) = G, and for
+    standard damping it is (Ā ⊗ Ḡ + λI) vec G, formed explicitly."""
+    torch.manual_seed(6)
+    a = torch.randn(9, 4)
+    e = torch.randn(9, 3)
+    a_bar, g_bar = a.T @ a / 9, e.T @ e / 9
+    inverse = damped_inverse(a_bar, None if kind == "foof" else g_bar, 0.3, kind)
+    grad = torch.randn(3, 4)
+    torch.testing.assert_close(inverse.unapply(inverse.apply(grad)), grad)
+    if kind == "standard":
+        big = torch.kron(a_bar, g_bar) + 0.3 * torch.eye(12)
+        expected = (big @ grad.T.reshape(-1)).reshape(4, 3).T
+        torch.testing.assert_close(inverse.unapply(grad), expected)
+
+
+@pytest.mark.parametrize("kind", ["foof", "kfac"])
+def test_backward_forms_no_weight_gradient_of_factored_layers(kind: str) -> None:
+    """optimizer.backward leaves .grad of the layers built in the factored order empty (their ∇W̃
+    is never formed) and gives the update of the dense order, which reads ∇W̃ from autograd."""
+    models = []
+    for order in ("dense", "factored"):
+        model, x, y = tiny(seed=7)
+        opt: FOOF | KFAC = (
+            FOOF(model, 0.1, 0.5, momentum=0.0, inv_period=1, order=order)
+            if kind == "foof"
+            else KFAC(model, 0.1, 0.5, fisher="empirical", inv_period=1, order=order)
+        )
+        opt.zero_grad()
+        outputs = model(x)
+        opt.backward(F.cross_entropy(outputs, y), outputs)
+        grads = [p.grad for p in model.parameters()]
+        assert (
+            all(g is None for g in grads)
+            if order == "factored"
+            else all(g is not None for g in grads)
+        )
+        opt.step()
+        models.append(model)
+    for p, q in zip(*(m.parameters() for m in models)):
+        torch.testing.assert_close(p, q)
+
+
+@pytest.mark.parametrize("period", [1, 3])
+def test_foof_momentum_without_weight_gradients(period: int) -> None:
+    """FOOF through optimizer.backward (factored order, no ∇W̃) with momentum across inversions:
+    the parameters of an explicit loop with momentum on the raw gradient, both where a layer keeps
+    the raw buffer (T·B < m̃: T = 1) and where it carries the direction over (T = 3)."""
+    torch.manual_seed(8)
+    model = MLP(20, [16], 3, init="torch").double()
+    ref = MLP(20, [16], 3, init="torch").double()
+    ref.load_state_dict(model.state_dict())
+    x, y = torch.randn(8, 20), torch.randint(3, (8,))
+    opt = FOOF(
+        model, 0.1, 0.5, momentum=0.9, decay=0.0, inv_period=period, stat_steps=1, order="factored"
+    )
+    velocity, inverse = None, None
+    for step in range(7):
+        xb = x + 0.1 * step
+        if step % period == 0:
+            inverse = [
+                torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0]))
+                for s in layer_statistics(ref, xb, y)
+            ]
+        grads = [s.gradient() for s in layer_statistics(ref, xb, y)]
+        velocity = grads if velocity is None else [0.9 * v + g for v, g in zip(velocity, grads)]
+        with torch.no_grad():
+            for layer, v, inv in zip(ref.linears, velocity, inverse):
+                d = v @ inv
+                layer.weight -= 0.1 * d[:, :-1]
+                layer.bias -= 0.1 * d[:, -1]
+        opt.zero_grad()
+        training_step(opt, model, xb, y)
+    assert any(opt._raw.values()) == (period == 1)
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q)
+
+
+def test_kfac_statistics_only_before_each_inversion() -> None:
+    """With stat_steps S < T, KFAC's Ā and Ḡ are moving averages of the S batches that end with
+    each inversion only, formed explicitly here from those batches."""
+    model, x, y = tiny(seed=9)
+    opt = KFAC(model, 1e-3, 0.5, fisher="empirical", decay=0.5, inv_period=4, stat_steps=2)
+    fed: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+    for step in range(9):
+        xb = x + 0.1 * step
+        if step % 4 == 0 or step % 4 > 2:  # steps 0, 3, 4, 7, 8
+            fed.append([(s.a_factor(), s.g_factor()) for s in layer_statistics(model, xb, y)])
+        opt.zero_grad()
+        training_step(opt, model, xb, y)
+    assert len(fed) == 5
+    for i, layer in enumerate(opt.layers):
+        a_ref = g_ref = None
+        for batch in fed:
+            a, g = batch[i]
+            a_ref = a if a_ref is None else 0.5 * a_ref + 0.5 * a
+            g_ref = g if g_ref is None else 0.5 * g_ref + 0.5 * g
+        torch.testing.assert_close(opt._factors[layer][0], a_ref)
+        torch.testing.assert_close(opt._factors[layer][1], g_ref)
+
+
+def test_direction_cosines_against_explicit_fisher() -> None:
+    """The chapter's KFAC-vs-natural-gradient cosine: the exact natural gradient from an explicitly
+    formed Fisher of per-example autograd gradients (the same sampled labels), KFAC's direction
+    from kfac_direction, compared by a_inner_cosine; and the gradient-vs-FOOF baseline."""
+    from nnstudies.chapters.neuron_descent import direction_cosines
+
+    model, x, y = tiny(seed=10)
+    lam, lam_ng = 0.3, 0.05
+    got = direction_cosines(model, x, y, lam, natural_damping=lam_ng, seed=11)
+    labels = sample_labels(model(x), generator=torch.Generator().manual_seed(11))
+    g_i = per_example_grads(model, x, labels)
+    params = list(model.parameters())
+    grad = torch.autograd.grad(F.cross_entropy(model(x), y), params)
+    flat = torch.cat([g.reshape(-1) for g in grad])
+    natural_flat = torch.linalg.solve(g_i.T @ g_i / len(x) + lam_ng * torch.eye(len(flat)), flat)
+    natural, offset = [], 0
+    for p in params:
+        natural.append(natural_flat[offset : offset + p.numel()].reshape(p.shape))
+        offset += p.numel()
+    kfac = kfac_direction(
+        model, x, y, lam, fisher="mc", generator=torch.Generator().manual_seed(11)
+    )
+    expected = a_inner_cosine(model, x, kfac, natural)
+    assert got["cosine_kfac_natural"] == pytest.approx(sum(expected) / len(expected))
+    baseline = a_inner_cosine(model, x, list(grad), natural)
+    assert got["cosine_gradient_natural"] == pytest.approx(sum(baseline) / len(baseline))
+    stats = layer_statistics(model, x, y, fisher="mc", generator=torch.Generator().manual_seed(11))
+    foof = []
+    for i, s in enumerate(stats):
+        lam_a, _ = heuristic_damping(s.a_factor(), s.g_factor(), lam)
+        foof.append(a_inner_cosine(model, x, list(grad), foof_direction(model, x, y, lam_a))[i])
+    assert got["cosine_gradient_foof"] == pytest.approx(sum(foof) / len(foof))

@@ -31,8 +31,12 @@ factor. Every direction is returned per parameter, shaped like ``model.parameter
 an update is θ ← θ − η Δ.
 
 The optimizers build each linear layer's update in the cheaper of two orders (``order="auto"``):
-(Eᵀ A) P or, when the batch is small against the layer's width, Eᵀ (A P), keeping heavy-ball
-momentum exact (see ``_LayerwiseOptimizer._direction``).
+(Eᵀ A) P or, when the batch is small against the layer's width, Eᵀ (A P); their ``backward``
+then asks autograd for E alone, never forming ∇W̃ = Eᵀ A of such a layer, and heavy-ball momentum
+on the raw gradient stays exact, carried from one preconditioner to the next at each inversion
+(:meth:`DampedInverse.unapply`; see ``_LayerwiseOptimizer._direction``). KFAC and FOOF feed their
+moving averages only in the ``stat_steps`` updates that end with each inversion (the paper's S),
+KFAC's Monte-Carlo Ḡ and its second backward pass included.
 
 The package's modules, one family each: :mod:`~nnstudies.optim.layers` (the supported layers and
 their per-batch statistics), :mod:`~nnstudies.optim.curvature` (the factors and their damped

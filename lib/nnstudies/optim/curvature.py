@@ -72,6 +72,8 @@ class DampedInverse:
     input_side: torch.Tensor  # (Ā + λ_A I)⁻¹, or Q_A (standard damping)
     output_side: torch.Tensor | None = None  # (Ḡ + λ_G I)⁻¹, Q_G (standard), or None (FOOF)
     eigenvalues: torch.Tensor | None = None  # s_G s_Aᵀ + λ (standard damping only)
+    input_damped: torch.Tensor | None = None  # Ā + λ_A I (FOOF and heuristic damping)
+    output_damped: torch.Tensor | None = None  # Ḡ + λ_G I (heuristic damping)
 
     def apply(self, grad: torch.Tensor) -> torch.Tensor:
         if self.eigenvalues is not None:  # standard damping, in the factors' eigenbases
@@ -93,6 +95,22 @@ class DampedInverse:
         right = a @ self.input_side
         return (e if self.output_side is None else e @ self.output_side).T @ right
 
+    def unapply(self, direction: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`apply`: the ∇W̃ whose direction is ``direction`` (multiplies by
+        the damped factors instead of their inverses). The optimizers use it once per inversion to
+        carry heavy-ball momentum from one preconditioner to the next without keeping ∇W̃.
+        """
+        if self.eigenvalues is not None:
+            assert self.output_side is not None
+            q_a, q_g = self.input_side, self.output_side
+            return q_g @ ((q_g.T @ direction @ q_a) * self.eigenvalues) @ q_a.T
+        assert self.input_damped is not None
+        grad = direction @ self.input_damped
+        if self.output_side is None:
+            return grad
+        assert self.output_damped is not None
+        return self.output_damped @ grad
+
 
 def damped_inverse(
     a_bar: torch.Tensor,
@@ -105,20 +123,19 @@ def damped_inverse(
     and optimizers.
     """
     if g_bar is None:
+        damped = a_bar + damping * _eye(a_bar.shape[0], a_bar)
         return DampedInverse(
-            _spd_inverse(
-                a_bar + damping * _eye(a_bar.shape[0], a_bar), f"FOOF factor Ā + λI{where}"
-            )
+            _spd_inverse(damped, f"FOOF factor Ā + λI{where}"), input_damped=damped
         )
     if damping_kind == "heuristic":
         lam_a, lam_g = heuristic_damping(a_bar, g_bar, damping)
+        damped_a = a_bar + lam_a * _eye(a_bar.shape[0], a_bar)
+        damped_g = g_bar + lam_g * _eye(g_bar.shape[0], g_bar)
         return DampedInverse(
-            _spd_inverse(
-                a_bar + lam_a * _eye(a_bar.shape[0], a_bar), f"KFAC factor Ā + λ_A I{where}"
-            ),
-            _spd_inverse(
-                g_bar + lam_g * _eye(g_bar.shape[0], g_bar), f"KFAC factor Ḡ + λ_G I{where}"
-            ),
+            _spd_inverse(damped_a, f"KFAC factor Ā + λ_A I{where}"),
+            _spd_inverse(damped_g, f"KFAC factor Ḡ + λ_G I{where}"),
+            input_damped=damped_a,
+            output_damped=damped_g,
         )
     if damping_kind == "standard":
         if not (torch.isfinite(a_bar).all() and torch.isfinite(g_bar).all()):

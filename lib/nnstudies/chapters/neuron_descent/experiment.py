@@ -23,6 +23,7 @@ from ...data import Dataset, load_dataset
 from ...device import get_device, threads
 from ...models import MLP
 from ...optim.curvature import damped_inverse, heuristic_damping
+from ...optim.directions import woodbury_solve
 from ...optim.layers import layer_statistics
 from ...optim.optimizers import FOOF, KFAC, NaturalGradient, training_step
 from ...runs import Run, Spec
@@ -37,8 +38,10 @@ __all__ = [
     "TimingResult",
     "autoencoder",
     "batch_stream",
+    "conv_net",
     "cosine_to_foof",
     "cosine_vs_damping",
+    "direction_cosines",
     "experiment_of",
     "load_data",
     "make_model",
@@ -97,9 +100,11 @@ def make_optimizer(
     loss: str,
     inv_period: int,
     generator: torch.Generator,
+    stat_steps: int | None = None,
 ) -> torch.optim.Optimizer:
     """``method``'s optimizer over ``model`` at ``setting``; ``generator`` draws the natural
-    gradient's and KFAC's sampled labels (Monte-Carlo Fisher)."""
+    gradient's and KFAC's sampled labels (Monte-Carlo Fisher); KFAC and FOOF feed their moving
+    averages in the ``stat_steps`` updates before each inversion (None: min(T, 10))."""
     method = Method(method)
     if method in (Method.SGD, Method.ADAM):
         kind = Optimizer.SGD if method is Method.SGD else Optimizer.ADAM
@@ -107,7 +112,9 @@ def make_optimizer(
     if setting.damping is None:
         raise ValueError(f"{method} needs a damping")
     if method is Method.FOOF:
-        return FOOF(model, setting.lr, setting.damping, inv_period=inv_period)
+        return FOOF(
+            model, setting.lr, setting.damping, inv_period=inv_period, stat_steps=stat_steps
+        )
     if method in (Method.KFAC, Method.KFAC_STANDARD):
         return KFAC(
             model,
@@ -117,6 +124,7 @@ def make_optimizer(
             fisher="mc",
             loss=loss,
             inv_period=inv_period,
+            stat_steps=stat_steps,
             generator=generator,
         )
     return NaturalGradient(
@@ -242,8 +250,11 @@ class NeuronRun(Spec):
     examples the training loss is measured on. The history holds the minibatch loss of every
     update and, at each evaluation, the training loss over those examples
     (``metrics["train_loss"]``), the training seconds so far (``metrics["seconds"]``), the test
-    accuracy (classifiers) and, with ``probes``, the cosines of KFAC's direction to FOOF's
-    (``metrics["cosine_heuristic"]``, ``metrics["cosine_standard"]``).
+    accuracy (classifiers) and, with ``probes``, the direction cosines on a fixed probe batch
+    (:func:`direction_cosines`): KFAC's to FOOF's (``metrics["cosine_heuristic"]``,
+    ``metrics["cosine_standard"]``), the gradient's to FOOF's (``cosine_gradient_foof``) and, with
+    ``natural_damping``, KFAC's and the gradient's to the exact natural gradient's
+    (``cosine_kfac_natural``, ``cosine_gradient_natural``).
     """
 
     method: Method
@@ -262,6 +273,8 @@ class NeuronRun(Spec):
     n_examples: int | None = None
     probes: bool = False
     device: str = "cpu"
+    stat_steps: int | None = None  #: KFAC's and FOOF's statistics updates per T (None: min(T, 10))
+    natural_damping: float | None = None  #: the exact natural gradient's λ in the probes
 
     @property
     def label(self) -> str:
@@ -287,6 +300,7 @@ class NeuronRun(Spec):
             loss=loss,
             inv_period=self.inv_period,
             generator=torch.Generator().manual_seed(self.seed),
+            stat_steps=self.stat_steps,
         )
         batches = batch_stream(
             data,
@@ -309,10 +323,17 @@ class NeuronRun(Spec):
             if probe is not None:
                 assert setting.damping is not None
                 try:
-                    cos_h, cos_s = cosine_to_foof(model, *probe, setting.damping, seed=self.seed)
+                    values.update(
+                        direction_cosines(
+                            model,
+                            *probe,
+                            setting.damping,
+                            natural_damping=self.natural_damping,
+                            seed=self.seed,
+                        )
+                    )
                 except FloatingPointError:  # a degenerate network: a gap, never a number
-                    cos_h = cos_s = math.nan
-                values.update(cosine_heuristic=cos_h, cosine_standard=cos_s)
+                    values.update(dict.fromkeys(_COSINES, math.nan))
             return values
 
         try:
@@ -339,9 +360,11 @@ def run_spec(
     inv_period: int | None = None,
     steps: int | None = None,
     probes: bool = False,
+    natural_damping: float | None = None,
+    stat_steps: int | None = None,
 ) -> NeuronRun:
-    """The spec of one run at preset ``p``: ``inv_period`` and ``steps`` default to the preset's
-    (a shorter run, e.g. the explorer's, evaluates at least four times).
+    """The spec of one run at preset ``p``: ``inv_period``, ``steps`` and ``stat_steps`` default
+    to the preset's (a shorter run, e.g. the explorer's, evaluates at least four times).
     """
     method, kind = Method(method), Kind(kind)
     exp = experiment_of(p, kind)
@@ -367,6 +390,8 @@ def run_spec(
         n_examples=exp.n_examples,
         probes=probes,
         device=get_device().type,
+        stat_steps=exp.stat_steps if stat_steps is None else stat_steps,
+        natural_damping=None if natural_damping is None else float(natural_damping),
     )
 
 
@@ -433,6 +458,55 @@ def cosine_to_foof(
     return float(np.mean(cosines["heuristic"])), float(np.mean(cosines["standard"]))
 
 
+_COSINES = (
+    "cosine_heuristic",
+    "cosine_standard",
+    "cosine_gradient_foof",
+    "cosine_kfac_natural",
+    "cosine_gradient_natural",
+)
+
+
+def direction_cosines(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    damping: float,
+    *,
+    natural_damping: float | None = None,
+    seed: int = 0,
+) -> dict[str, float]:
+    """The directions of one batch compared, each a mean over layers of the Ā-cosine (how alike
+    the two updates move the layer's outputs on the batch): KFAC's (heuristic damping λ =
+    ``damping``) to FOOF's at KFAC's input damping (``cosine_heuristic``; ``cosine_standard`` with
+    standard damping), the plain gradient's to FOOF's (``cosine_gradient_foof``, the baseline)
+    and, with ``natural_damping``, KFAC's and the gradient's to the exact natural gradient's
+    (F + λI)⁻¹ g over all layers jointly (``cosine_kfac_natural``, ``cosine_gradient_natural``).
+
+    Every direction comes from the batch ``(x, y)`` and one draw of labels from the model (the
+    Monte-Carlo Fisher of KFAC's Ḡ and of the natural gradient's F).
+    """
+    stats = layer_statistics(
+        model, x, y, fisher="mc", generator=torch.Generator().manual_seed(seed)
+    )
+    grads = [s.gradient() for s in stats]
+    natural = None if natural_damping is None else woodbury_solve(stats, grads, natural_damping)
+    cosines: dict[str, list[float]] = {key: [] for key in _COSINES}
+    for i, (s, grad) in enumerate(zip(stats, grads)):
+        a_bar, g_bar = s.a_factor(), s.g_factor()
+        lam_a, _ = heuristic_damping(a_bar, g_bar, damping)
+        foof = damped_inverse(a_bar, None, lam_a).apply(grad)
+        kfac = damped_inverse(a_bar, g_bar, damping, "heuristic").apply(grad)
+        standard = damped_inverse(a_bar, g_bar, damping, "standard").apply(grad)
+        cosines["cosine_heuristic"].append(_a_cosine(kfac, foof, a_bar))
+        cosines["cosine_standard"].append(_a_cosine(standard, foof, a_bar))
+        cosines["cosine_gradient_foof"].append(_a_cosine(grad, foof, a_bar))
+        if natural is not None:
+            cosines["cosine_kfac_natural"].append(_a_cosine(kfac, natural[i], a_bar))
+            cosines["cosine_gradient_natural"].append(_a_cosine(grad, natural[i], a_bar))
+    return {key: float(np.mean(values)) for key, values in cosines.items() if values}
+
+
 def _a_cosine(u: torch.Tensor, v: torch.Tensor, a_bar: torch.Tensor) -> float:
     """⟨U, V⟩_Ā / (‖U‖_Ā ‖V‖_Ā) with ⟨U, V⟩_Ā = tr(U Ā Vᵀ)."""
     inner = lambda p, q: torch.trace(p @ a_bar @ q.T)
@@ -479,65 +553,113 @@ TIMED = {
 }
 
 
+def conv_net(in_channels: int = 1, classes: int = 10) -> nn.Sequential:
+    """Three 3×3 convolutions (32, 64, 64 channels; max-pooling after the first two), global
+    average pooling and a linear read-out: like the paper's ResNets, its cost is in the
+    activations and its factors are small (at most 577 × 577)."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(64, 64, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(64, classes),
+    )
+
+
+def _timed_network(timing: Timing) -> tuple[nn.Module, tuple[int, ...]]:
+    """The network ``timing`` times and the shape of one input."""
+    if timing.model == "conv":
+        side = math.isqrt(timing.sizes[0])
+        return conv_net(1, timing.sizes[-1]), (1, side, side)
+    if timing.model != "mlp":
+        raise ValueError(f"unknown timed model {timing.model!r}; choose 'mlp' or 'conv'")
+    sizes = timing.sizes
+    return MLP(sizes[0], list(sizes[1:-1]), sizes[-1], bias=False), (sizes[0],)
+
+
 def time_per_update(
     timing: Timing, *, device: torch.device | None = None, seed: int = 0
 ) -> TimingResult:
-    """Time SGD, FOOF, KFAC and the exact natural gradient on an MLP of ``timing.sizes`` with
-    random inputs, interleaved.
+    """Time SGD, FOOF, KFAC and the exact natural gradient on ``timing``'s network (the MLP or
+    the conv net) with random inputs, interleaved, as the chapter runs them.
 
-    In each repeat the optimizers take turns, one update each, ``timing.updates`` times (no
-    inversion: ``inv_period`` is huge), so that a change in the machine's load hits all of them
-    alike; each update after two warm-up ones is timed. The inversion (every layer's
-    :func:`nnstudies.optim.damped_inverse`) is timed on its own, once per repeat, and divided by
-    T: time(T) = median update + inversion / T. The learning rate is tiny, so no run diverges. A
-    dry run times one update per optimizer.
+    In each repeat the optimizers take turns, one update each, ``timing.updates`` times, so that
+    a change in the machine's load hits all of them alike; each update after two warm-up ones is
+    timed. FOOF and KFAC feed their moving averages only in the min(T, 10) updates before each
+    inversion (``stat_steps``), so each is timed twice, in a plain update and in one that feeds
+    them, and inverts on its own (every layer's :func:`nnstudies.optim.damped_inverse`, with the
+    momentum carried over), once per repeat: time(T) = plain + min(T, 10)/T × (feeding − plain)
+    + inversion / T. The learning rate is tiny, so no run diverges. A dry run times one update
+    per optimizer.
     """
     device = device or get_device()
-    sizes, period = timing.sizes, timing.period
+    period = timing.period
     updates, repeats = (
         (1, min(timing.repeats, 3)) if dry_run() else (timing.updates, timing.repeats)
     )
     generator = torch.Generator().manual_seed(seed)
-    x = torch.randn(timing.batch_size, sizes[0], generator=generator).to(device)
-    y = torch.randint(sizes[-1], (timing.batch_size,), generator=generator).to(device)
+    _, shape = _timed_network(timing)
+    x = torch.randn(timing.batch_size, *shape, generator=generator).to(device)
+    y = torch.randint(timing.sizes[-1], (timing.batch_size,), generator=generator).to(device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    runs = {}
+    runs: dict[tuple[str, bool], tuple[nn.Module, torch.optim.Optimizer]] = {}
     for label, method in TIMED.items():
-        torch.manual_seed(seed)
-        model = MLP(sizes[0], list(sizes[1:-1]), sizes[-1], bias=False).to(device)
-        setting = Setting(1e-6, 1.0 if method.curvature else None)
-        opt = make_optimizer(
-            method, model, setting, loss="cross_entropy", inv_period=10**9, generator=generator
-        )
-        for _ in range(2):  # warm-up; the first update inverts
-            training_step(opt, model, x, y, fisher_inputs=x)
-        runs[label] = (model, opt)
+        for feeding in (False, True) if method in (Method.FOOF, Method.KFAC) else (False,):
+            torch.manual_seed(seed)
+            model = _timed_network(timing)[0].to(device)
+            setting = Setting(1e-6, 1.0 if method.curvature else None)
+            opt = make_optimizer(
+                method,
+                model,
+                setting,
+                loss="cross_entropy",
+                inv_period=10**9,
+                generator=generator,
+                stat_steps=10**9 if feeding else 1,  # feeding: every update; plain: the first
+            )
+            for _ in range(2):  # warm-up; the first update inverts
+                training_step(opt, model, x, y, fisher_inputs=x)
+            runs[label, feeding] = (model, opt)
     seconds: dict[str, list[float]] = {label: [] for label in TIMED}
+    share = min(period, 10) / period
     for _ in range(repeats):
-        times: dict[str, list[float]] = {label: [] for label in TIMED}
+        times: dict[tuple[str, bool], list[float]] = {key: [] for key in runs}
         for _ in range(updates):
-            for label, (model, opt) in runs.items():
+            for key, (model, opt) in runs.items():
                 sync()
                 started = time.perf_counter()
                 training_step(opt, model, x, y, fisher_inputs=x)
                 sync()
-                times[label].append(time.perf_counter() - started)
-        for label, (_, opt) in runs.items():
-            inversion = _inversion_seconds(opt, sync)
-            seconds[label].append(statistics.median(times[label]) + inversion / period)
+                times[key].append(time.perf_counter() - started)
+        for label in TIMED:
+            plain = statistics.median(times[label, False])
+            fed = statistics.median(times[label, True]) if (label, True) in times else plain
+            inversion = _inversion_seconds(runs[label, False][1], sync)
+            seconds[label].append(plain + share * max(fed - plain, 0.0) + inversion / period)
     for _, opt in runs.values():
         _remove_hooks(opt)
-    return TimingResult(tuple(sizes), timing.batch_size, period, seconds)
+    return TimingResult(tuple(timing.sizes), timing.batch_size, period, seconds)
 
 
 def _inversion_seconds(opt: torch.optim.Optimizer, sync: Callable[[], None]) -> float:
-    """Seconds to recompute every layer's damped inverse from the optimizer's current factors (0
-    for SGD and NG).
+    """Seconds to recompute every layer's damped inverse from the optimizer's current factors and
+    carry its momentum over to them (0 for SGD and NG).
     """
     if not isinstance(opt, (FOOF, KFAC)):
         return 0.0
     sync()
     started = time.perf_counter()
+    old = dict(opt._inverse)
     opt.invert()
+    for layer in opt.layers:  # what an inversion step adds: m ← P_new(P_old⁻¹(m))
+        m = opt.state[layer.weight].get("direction")
+        if m is not None and layer in old and not opt._raw.get(layer):
+            opt._inverse[layer].apply(old[layer].unapply(m))
     sync()
     return time.perf_counter() - started

@@ -14,17 +14,29 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...runs import execute, run_all
-from .experiment import MethodRun, experiment_of, run_spec
+from ...runs import Run, execute, run_all
+from ...training import History
+from .experiment import MethodRun, NeuronRun, experiment_of, run_spec
 from .methods import Kind, Method
 from .presets import GRIDS, GRIDS_AUTOENCODER, Preset, Setting
 
+#: The two ways a tuning picks a setting (the same words as :class:`nnstudies.claims.Protocol`):
+#: the best grid point on the tuning seeds, and the stability rule (:meth:`TuningResult.stable`).
+BEST, STABLE = "best point", "stability rule"
+PROTOCOLS = (BEST, STABLE)
+
 __all__ = [
+    "BEST",
+    "PROTOCOLS",
+    "STABLE",
     "Comparison",
     "TuningResult",
     "chosen_setting",
     "chosen_settings",
     "compare",
+    "compare_protocols",
+    "protocols",
+    "statistics_check",
     "train_run",
     "tune",
     "tune_many",
@@ -100,6 +112,21 @@ class TuningResult:
         return min(self.runs, key=lambda s: (s.lr, -(s.damping or 0.0)))
 
     @property
+    def best(self) -> Setting:
+        """The best-scoring grid point that trained on every tuning seed (else the smallest
+        learning rate): the best-point protocol."""
+        finished = [s for s in self.runs if math.isfinite(self.score(s))]
+        if finished:
+            return min(finished, key=self.score)
+        return min(self.runs, key=lambda s: (s.lr, -(s.damping or 0.0)))
+
+    def setting(self, protocol: str) -> Setting:
+        """The setting ``protocol`` picks: :attr:`best` (``BEST``) or :attr:`choice` (``STABLE``)."""
+        if protocol not in PROTOCOLS:
+            raise ValueError(f"unknown protocol {protocol!r}; choose one of {PROTOCOLS}")
+        return self.best if protocol == BEST else self.choice
+
+    @property
     def fallback(self) -> bool:
         """True when no grid point was stable and :attr:`choice` fell back: widen the grid."""
         return not any(self.stable(s) for s in self.runs)
@@ -136,10 +163,32 @@ def _lr_step(lr: float, up: bool) -> float:
     return float(f"{nxt:.3g}")
 
 
+#: Rough cost of an update relative to SGD's (the paper's MLP at batch 100, one thread): the order
+#: in which a pool takes runs, dearest first, so that no long run is left alone at the end.
+_COST = {
+    Method.SGD: 1.0,
+    Method.ADAM: 1.2,
+    Method.NATURAL: 2.7,
+    Method.NATURAL_SAME: 2.7,
+    Method.KFAC: 1.7,
+    Method.KFAC_STANDARD: 6.0,
+    Method.FOOF: 1.5,
+}
+
+
+def _run_dearest_first(specs: Sequence[NeuronRun], desc: str) -> dict[NeuronRun, Run[History]]:
+    """Every distinct spec through one :func:`~nnstudies.runs.run_all`, dearest first (by
+    :data:`_COST` × updates × batch); returned by spec, whatever the order."""
+    unique = sorted(
+        dict.fromkeys(specs),
+        key=lambda s: -_COST.get(s.method, 1.0) * s.steps * s.batch_size,
+    )
+    return dict(zip(unique, run_all(unique, desc=desc)))
+
+
 def _probes(method: Method, kind: Kind) -> bool:
-    """Whether a run records the KFAC-vs-FOOF cosines along training: the MLP's heuristic KFAC
-    (its tuning runs too, so that the chosen grid point's run is also seed 0 of the comparison).
-    """
+    """Whether a comparison run records the direction cosines along training (KFAC's to FOOF's,
+    to the exact natural gradient's, and the gradient's to both): the MLP's heuristic KFAC."""
     return method is Method.KFAC and kind is Kind.MLP
 
 
@@ -156,7 +205,8 @@ def tune_many(
     chosen). With the experiment's grids, a grid grows past a winning end by rounds
     (:meth:`TuningResult.extension`); each round is one :func:`~nnstudies.runs.run_all`.
 
-    ``TuningResult.choice`` then picks the best stable point (cached: each run trains once).
+    ``TuningResult.setting(protocol)`` then picks the best point or the best stable point (cached:
+    each run trains once).
     """
     kind = Kind(kind)
     exp = experiment_of(p, kind)
@@ -167,16 +217,17 @@ def tune_many(
     extended = {m: {True: 0, False: 0} for m in todo}  # steps added above and below
     while any(todo.values()):
         specs = [
-            run_spec(p, m, setting, seed=s, kind=kind, probes=_probes(m, kind))
+            run_spec(p, m, setting, seed=s, kind=kind)
             for m, grid in todo.items()
             for setting in grid
             for s in chosen_seeds
         ]
-        runs = iter(run_all(specs, desc=f"tuning ({kind})"))
+        done = _run_dearest_first(specs, f"tuning ({kind})")
+        runs = iter(specs)
         for m, grid in todo.items():
             for setting in grid:
                 results[m].runs[setting] = [
-                    MethodRun.of(run) for run in (next(runs) for _ in chosen_seeds)
+                    MethodRun.of(done[spec]) for spec in (next(runs) for _ in chosen_seeds)
                 ]
         todo = {
             m: results[m].extension(extended[m], exp.extend) if grid and exp.grids else []
@@ -193,12 +244,12 @@ def tune(
 
 
 def chosen_settings(
-    p: Preset, methods: Iterable[Method], kind: Kind = Kind.MLP
+    p: Preset, methods: Iterable[Method], kind: Kind = Kind.MLP, protocol: str = STABLE
 ) -> dict[Method, Setting]:
-    """Each method's setting at preset ``p``: tuned in the run (:func:`tune_many`, every method
-    of the experiment in the same rounds) where the experiment has grids, else the preset's fixed
-    one. The control uses the MLP's settings (the identical-data natural gradient the natural
-    gradient's).
+    """Each method's setting at preset ``p`` under ``protocol``: tuned in the run
+    (:func:`tune_many`, every method of the experiment in the same rounds) where the experiment
+    has grids, else the preset's fixed one (chosen at `cpu` by the stability rule). The control
+    uses the MLP's settings (the identical-data natural gradient the natural gradient's).
     """
     kind, asked = Kind(kind), [Method(m) for m in methods]
     if kind is Kind.CONTROL:
@@ -209,12 +260,21 @@ def chosen_settings(
     if exp.grids is None:
         return {m: exp.settings[t] for m, t in tuned.items()}
     results = tune_many(p, dict.fromkeys([*exp.methods, *tuned.values()]), kind)
-    return {m: results[t].choice for m, t in tuned.items()}
+    return {m: results[t].setting(protocol) for m, t in tuned.items()}
 
 
-def chosen_setting(p: Preset, method: Method, kind: Kind = Kind.MLP) -> Setting:
+def chosen_setting(
+    p: Preset, method: Method, kind: Kind = Kind.MLP, protocol: str = STABLE
+) -> Setting:
     """``method``'s setting at preset ``p`` (see :func:`chosen_settings`)."""
-    return chosen_settings(p, [method], kind)[Method(method)]
+    return chosen_settings(p, [method], kind, protocol)[Method(method)]
+
+
+def protocols(p: Preset, kind: Kind = Kind.MLP) -> tuple[str, ...]:
+    """The protocols a comparison runs: both where the experiment tunes in the run, else the
+    stability rule alone (the fixed settings were chosen by it)."""
+    exp = experiment_of(p, Kind.MLP if Kind(kind) is Kind.CONTROL else kind)
+    return PROTOCOLS if exp.grids else (STABLE,)
 
 
 def train_run(
@@ -255,12 +315,13 @@ def train_run(
 
 @dataclass(frozen=True)
 class Comparison:
-    """Every method's runs, one per seed (same seed: same initialisation and batches for every
-    method)."""
+    """Every method's runs, one per judging seed (same seed: same initialisation and batches for
+    every method), at the settings one ``protocol`` picked."""
 
     kind: Kind
     seeds: tuple[int, ...]
     runs: dict[Method, list[MethodRun]]
+    protocol: str = STABLE
 
     def final_losses(self, method: Method) -> list[float]:
         return [r.final_train_loss for r in self.runs[method]]
@@ -272,26 +333,90 @@ class Comparison:
             math.log10(w / b) for w, b in zip(self.final_losses(worse), self.final_losses(better))
         ]
 
+    def updates(self) -> dict[str, list[int]]:
+        """Per method, the updates each run made (fewer where it diverged)."""
+        return {
+            f"{m}": [r.history.eval_step[-1] if r.history.eval_step else 0 for r in runs]
+            for m, runs in self.runs.items()
+        }
 
-def compare(
+
+def compare_protocols(
     p: Preset, kind: Kind = Kind.MLP, *, methods: Sequence[Method] | None = None
-) -> Comparison:
-    """Train every method of the preset (or ``methods``) on every seed of the preset (cached), in
-    one :func:`~nnstudies.runs.run_all`.
+) -> dict[str, Comparison]:
+    """Every method of the preset (or ``methods``) on every judging seed (``p.seeds``), at the
+    settings of each protocol the experiment runs (:func:`protocols`), in one
+    :func:`~nnstudies.runs.run_all` (a run two protocols share trains once).
 
-    The MLP's KFAC runs also record the cosines of KFAC's direction to FOOF's along training.
+    The MLP's heuristic KFAC runs also record the direction cosines along training (see
+    :class:`~.experiment.NeuronRun`), with the exact natural gradient at its own setting's damping.
     """
     kind = Kind(kind)
     names = [Method(m) for m in (methods or experiment_of(p, kind).methods or list(Method))]
-    settings = chosen_settings(p, names, kind)
-    specs = [
-        run_spec(p, m, settings[m], seed=s, kind=kind, probes=_probes(m, kind))
-        for m in names
-        for s in p.seeds
+    specs: dict[str, dict[Method, list[NeuronRun]]] = {}
+    for protocol in protocols(p, kind):
+        settings = chosen_settings(p, names, kind, protocol)
+        natural = (
+            chosen_setting(p, Method.NATURAL, Kind.MLP, protocol) if kind is Kind.MLP else None
+        )
+        specs[protocol] = {
+            m: [
+                run_spec(
+                    p,
+                    m,
+                    settings[m],
+                    seed=s,
+                    kind=kind,
+                    probes=_probes(m, kind),
+                    natural_damping=natural.damping if natural and _probes(m, kind) else None,
+                )
+                for s in p.seeds
+            ]
+            for m in names
+        }
+    extra = _statistics_specs(p) if kind is Kind.MLP else []  # in the same pool (cached)
+    everything = [spec for by in specs.values() for ss in by.values() for spec in ss] + extra
+    done = _run_dearest_first(everything, f"compare ({kind})")
+    return {
+        protocol: Comparison(
+            kind,
+            p.seeds,
+            {m: [MethodRun.of(done[spec]) for spec in ss] for m, ss in by.items()},
+            protocol,
+        )
+        for protocol, by in specs.items()
+    }
+
+
+def compare(
+    p: Preset,
+    kind: Kind = Kind.MLP,
+    *,
+    methods: Sequence[Method] | None = None,
+    protocol: str = STABLE,
+) -> Comparison:
+    """The comparison under one ``protocol`` (see :func:`compare_protocols`; cached)."""
+    return compare_protocols(p, kind, methods=methods)[protocol]
+
+
+def statistics_check(p: Preset, protocol: str = STABLE) -> list[MethodRun] | None:
+    """KFAC on the MLP with its statistics fed at every update (``stat_steps`` = T), at the
+    comparison's setting on the first judging seed: the check that feeding them only in the
+    updates before each inversion (the runs' default, for speed) costs no training loss. None
+    where the runs feed them at every update anyway."""
+    specs = _statistics_specs(p, protocol)
+    if not specs:
+        return None
+    return [MethodRun.of(run) for run in run_all(specs, desc="KFAC, statistics every update")]
+
+
+def _statistics_specs(p: Preset, protocol: str = STABLE) -> list[NeuronRun]:
+    """The runs of :func:`statistics_check` (none where the statistics are fed at every update)."""
+    exp = p.mlp
+    stat_steps = min(exp.inv_period, 10) if exp.stat_steps is None else exp.stat_steps
+    if stat_steps >= exp.inv_period:
+        return []
+    setting = chosen_setting(p, Method.KFAC, Kind.MLP, protocol)
+    return [
+        run_spec(p, Method.KFAC, setting, seed=s, stat_steps=exp.inv_period) for s in p.seeds[:1]
     ]
-    runs = iter(run_all(specs, desc=f"compare ({kind})"))
-    return Comparison(
-        kind,
-        p.seeds,
-        {m: [MethodRun.of(run) for run in (next(runs) for _ in p.seeds)] for m in names},
-    )
