@@ -281,6 +281,20 @@ def test_optimizer_step_equals_lr_times_direction(kind: str, order: str) -> None
         torch.testing.assert_close(p.detach(), p0 - lr * d)
 
 
+def _foof_momentum_step(ref, stats, velocity, inverse, lr=0.1, beta=0.9):
+    """One FOOF update with heavy-ball momentum written out by hand: the velocity of the full
+    gradients [∇W | ∇b], times the damped inverse of Ā, subtracted from each layer. Returns the
+    velocity."""
+    grads = [s.gradient() for s in stats]
+    velocity = grads if velocity is None else [beta * v + g for v, g in zip(velocity, grads)]
+    with torch.no_grad():
+        for layer, v, inv in zip(ref.linears, velocity, inverse):
+            d = v @ inv
+            layer.weight -= lr * d[:, :-1]
+            layer.bias -= lr * d[:, -1]
+    return velocity
+
+
 @pytest.mark.parametrize("order", ["auto", "dense", "factored"])
 def test_foof_momentum_and_period(order: str) -> None:
     """Heavy-ball momentum on the raw gradient, preconditioner frozen between inversions: the
@@ -302,13 +316,7 @@ def test_foof_momentum_and_period(order: str) -> None:
                 torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0]))
                 for s in stats
             ]
-        grads = [s.gradient() for s in layer_statistics(ref, xb, y)]
-        velocity = grads if velocity is None else [0.9 * v + g for v, g in zip(velocity, grads)]
-        with torch.no_grad():
-            for layer, v, inv in zip(ref.linears, velocity, inverse):
-                d = v @ inv
-                layer.weight -= 0.1 * d[:, :-1]
-                layer.bias -= 0.1 * d[:, -1]
+        velocity = _foof_momentum_step(ref, layer_statistics(ref, xb, y), velocity, inverse)
         opt.zero_grad()
         F.cross_entropy(model(xb), y).backward()
         opt.step()
@@ -627,13 +635,7 @@ def test_foof_momentum_without_weight_gradients(period: int) -> None:
                 torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0]))
                 for s in layer_statistics(ref, xb, y)
             ]
-        grads = [s.gradient() for s in layer_statistics(ref, xb, y)]
-        velocity = grads if velocity is None else [0.9 * v + g for v, g in zip(velocity, grads)]
-        with torch.no_grad():
-            for layer, v, inv in zip(ref.linears, velocity, inverse):
-                d = v @ inv
-                layer.weight -= 0.1 * d[:, :-1]
-                layer.bias -= 0.1 * d[:, -1]
+        velocity = _foof_momentum_step(ref, layer_statistics(ref, xb, y), velocity, inverse)
         opt.zero_grad()
         training_step(opt, model, xb, y)
     assert any(opt._raw.values()) == (period == 1)
