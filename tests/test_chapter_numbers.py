@@ -71,9 +71,9 @@ QUOTES = [
     ),
     (
         "02_neuron_descent",
-        r"the notebook then took (\d\.\d) minutes",
+        r"The whole run took (\d+) minutes of wall time",
         provenance("wall_seconds", 1 / 60),
-        ".1f",
+        ".0f",
     ),
     (
         "02_neuron_descent",
