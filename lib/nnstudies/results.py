@@ -249,24 +249,25 @@ _SHORT = {Verdict.NOT_TESTED: "not tested"}  # in the table; its folded details 
 
 
 def _cell(claim: Claim, judged: Judgement) -> str:
+    """The deciding protocol's values; the other protocol's mean beside them, and each one's verdict
+    where the two disagree."""
     text = str(judged.evidence)
     if judged.untested and judged.evidence.values:
         text += " (illustration)"
-    if judged.other is not None and judged.other.values:
-        other = next(p for p in Protocol if p != claim.protocol)
-        text += f"; {other}: {judged.other}"
+    other = judged.other
+    if other is not None and other.values:
+        name = next(p for p in Protocol if p != claim.protocol)
+        split = judged.verdict == Verdict.DEPENDS
+        if split:
+            text += f", {judged.evidence.verdict}"
+        text += f"; {name}: {other.unit.point(other.mean)}"
+        if split:
+            text += f", {other.verdict}"
     return text
 
 
-def _verdict(claim: Claim, judged: Judgement, scale: str) -> str:
-    verdict = judged.verdict
-    if verdict == Verdict.DEPENDS and judged.other is not None:
-        other = next(p for p in Protocol if p != claim.protocol)
-        return (
-            f"{scale}: **{verdict}** ({claim.protocol}: {judged.evidence.verdict}, "
-            f"{other}: {judged.other.verdict})"
-        )
-    return f"{scale}: **{_SHORT.get(verdict, verdict)}**"
+def _verdict(judged: Judgement, scale: str) -> str:
+    return f"{scale}: **{_SHORT.get(judged.verdict, judged.verdict)}**"
 
 
 def _joined(verdicts: Sequence[str]) -> str:
@@ -404,14 +405,14 @@ def claims_table(
         old = None
         if stored is not None and kept is not None:
             old = claim.judge(_values(kept), stored_scale)
-            verdicts.append(_verdict(claim, old, stored_scale))
+            verdicts.append(_verdict(old, stored_scale))
             made = stored.provenance.get("date", "")
             changed[stored_scale] = claim.changed_after(
                 stored_scale, made, kept_rules.get(claim.key)
             )
             if claim.is_tuned and kept_seeds is not None and kept_seeds.mark():
                 marks.append(kept_seeds.mark())
-        verdicts.append(_verdict(claim, live, scale))
+        verdicts.append(_verdict(live, scale))
         changed[scale] = claim.changed_after(scale, None, None)
         if claim.is_tuned and seeds is not None and seeds.mark():
             marks.append(seeds.mark())

@@ -199,8 +199,8 @@ CLAIMS = (
     ),
     Claim(
         "kfac_not_second_order",
-        "KFAC's update is not closely related to the natural gradient's (second-order) update",
-        paper="the abstract: KFAC “is not closely related to second-order updates”",
+        "KFAC's update is not close to the natural gradient's",
+        paper="abstract: KFAC “is not closely related to second-order updates”",
         quantity="mean cosine of KFAC's update (heuristic damping) to the exact natural "
         "gradient's (at its own tuned damping), both from the same batch and sampled labels, in "
         "the Ā inner product averaged over layers, along each judging seed's KFAC run",
