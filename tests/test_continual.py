@@ -587,6 +587,11 @@ def test_tuning_chooses_on_validation_and_claims_flag_fragile_verdicts() -> None
     assert ch.fragile_claims(robust_siu) == []
     ((flagged, verdict, why),) = ch.fragile_claims(robust_siu, {"permuted": tuning})
     assert flagged.key == "siu_worse" and verdict == "yes" and "SIU strength by 0.5%" in why
+    # a claim not tested at the scale is not listed there: its table row says why
+    tied_sib = {"sib_as_good": [0.001, -0.002, 0.0]}
+    ((flagged, _, _),) = ch.fragile_claims(tied_sib, {"permuted": tuning}, scale="full")
+    assert flagged.key == "sib_as_good"
+    assert ch.fragile_claims(tied_sib, {"permuted": tuning}, scale="cpu") == []
 
 
 def test_tuning_grid_grows_past_a_winning_end_and_reports_what_stays_there(

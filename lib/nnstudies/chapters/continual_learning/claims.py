@@ -336,8 +336,10 @@ def fragile_claims(
     tunings: dict[str, Tuning] | None = None,
     *,
     shift: float = 2.0,
+    scale: str | None = None,
 ) -> list[tuple[Claim, str, str]]:
-    """Claims whose verdict may read differently on another machine, with the reason.
+    """Claims whose verdict may read differently on another machine, with the reason; at ``scale``,
+    a claim not tested there (its table row says why) is left out.
 
     Three reasons. (1) The verdict changes when every run moves by ``shift`` standard errors (sd/√n):
     another machine's floating point changes each run about as much as another seed does, so it moves
@@ -350,7 +352,7 @@ def fragile_claims(
     out: list[tuple[Claim, str, str]] = []
     for claim in CLAIMS:
         xs = list(values.get(claim.key, ()))
-        if len(xs) < claim.rule.min_runs:
+        if len(xs) < claim.rule.min_runs or (scale and claim.judge(xs, scale).untested):
             continue
         verdict = claim.rule.judge(xs)
         step = shift * statistics.stdev(xs) / math.sqrt(len(xs))
