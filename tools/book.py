@@ -351,9 +351,11 @@ def verify(only: list[str] | None = None, modes: list[str] | None = None) -> boo
 
     For each stored result whose code differs from the code here, run the chapter from the commit
     its numbers stand for (the stored commit, or the last certificate's) and from this commit, at
-    smoke and in a full-shaped dry run (tools/verify.py). Bit-identical recorded numbers and trained
-    states: a certificate is appended (from, to, date, machine, torch, hashes). Otherwise the
-    chapter must be re-run; nothing is written. Needs a clean checkout (a certificate names a commit).
+    smoke and in a full-shaped dry run (tools/verify.py; smoke is skipped, and said so, where its
+    preset changed between the two). Bit-identical recorded numbers and trained states: a
+    certificate is appended (from, to, date, machine, torch, hashes, the checks made). Otherwise
+    the chapter must be re-run; nothing is written. Needs a clean checkout (a certificate names a
+    commit).
     """
     import verify as check
     from nnstudies.provenance import code_hashes, environment, git_commit
@@ -389,12 +391,12 @@ def verify(only: list[str] | None = None, modes: list[str] | None = None) -> boo
                 f"{stored_path.relative_to(ROOT)}: comparing the code of {base} with {head} ...",
                 flush=True,
             )
-            found = check.compare(path.stem, base, modes or list(check.MODES))
-            if found:
+            found, compared = check.compare(path.stem, base, modes or list(check.MODES))
+            if found or not compared:
                 ok = False
-                print("\n".join(f"    {line}" for line in found))
+                print("\n".join(f"    {line}" for line in found or ["no mode compared"]))
                 print(
-                    f"  numbers differ: re-run it: make results SCALE={scale} CHAPTER={path.stem[:2]}"
+                    f"  not certified: re-run it: make results SCALE={scale} CHAPTER={path.stem[:2]}"
                 )
                 continue
             env = environment()
@@ -404,7 +406,7 @@ def verify(only: list[str] | None = None, modes: list[str] | None = None) -> boo
                 "date": env["date"],
                 "machine": f"{env['cpu']} ({env['cpu_capability']})",
                 "torch": env["torch"],
-                "checks": modes or list(check.MODES),
+                "checks": compared,
                 "modules": modules,
                 **code_hashes(modules, scale, path),
             }

@@ -7,7 +7,9 @@ working tree, on this machine, one torch thread, each with an empty model cache:
 and in a ``full``-shaped dry run (``NNSTUDIES_DRY_RUN=1``). It then compares every number the
 chapter recorded (timings and the environment left out) and a digest of every trained state
 in the model cache (the weights' bytes, dtypes and shapes, in any order). Prints the differences;
-exit status 0 when everything is bit-identical. The base commit's runs are kept, keyed by commit,
+exit status 0 when everything is bit-identical. A mode whose preset itself differs between the
+two versions is not run: at ``smoke`` it is skipped, and said so (the stored ``full`` numbers do
+not depend on it); in the ``full``-shaped run it is a difference (the stored numbers cannot hold). The base commit's runs are kept, keyed by commit,
 chapter and mode, so a second comparison only runs the new code.
 """
 
@@ -43,6 +45,30 @@ TIMING = re.compile(
 #: rules): re-judging stored numbers must never need a re-run, so they are not compared. The
 #: measurements they come from, and every trained state, still are.
 JUDGED = re.compile(r"^(claim\.|claim_rules|seed_roles|timing_claims|fragile)")
+
+
+#: Prints a chapter package's preset of one scale as canonical JSON, from the checkout on PYTHONPATH.
+_PRESET = """
+import sys
+from nnstudies.provenance import preset_values
+print(preset_values([sys.argv[1]], sys.argv[2]))
+"""
+
+
+def preset(root: Path, chapter: str, mode: str) -> str | None:
+    """The preset ``mode`` runs chapter ``chapter`` at, as the checkout ``root`` defines it
+    (canonical JSON; ``"{}"`` for a chapter with no presets), or None where that checkout cannot
+    say (older code): then the mode is compared as usual."""
+    package = "nnstudies.chapters." + notebook(root, chapter).stem[3:]
+    env = {**os.environ, "PYTHONPATH": str(root / "lib")}
+    done = subprocess.run(
+        [sys.executable, "-c", _PRESET, package, MODES[mode]["NNSTUDIES_SCALE"]],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() if done.returncode == 0 else None
 
 
 def notebook(root: Path, chapter: str) -> Path:
@@ -198,14 +224,28 @@ def differences(old: dict[str, Any], new: dict[str, Any], limit: int = 20) -> li
 
 def compare(
     chapter: str, base: str, modes: list[str], new_root: Path = ROOT, work: Path = WORK
-) -> list[str]:
+) -> tuple[list[str], list[str]]:
     """Run ``chapter`` from commit ``base`` of ``new_root``'s repository and from ``new_root``'s
-    working tree in each mode; return the differences (empty: bit-identical)."""
+    working tree in each mode; return the differences (empty: bit-identical) and the modes
+    compared (``smoke`` is left out where its preset changed)."""
     work.mkdir(parents=True, exist_ok=True)
     old_root = worktree(base, new_root, work)
     commit = old_root.name.removeprefix("tree-")
-    found = []
+    found: list[str] = []
+    compared: list[str] = []
     for mode in modes:
+        old_preset, new_preset = preset(old_root, chapter, mode), preset(new_root, chapter, mode)
+        if None not in (old_preset, new_preset) and old_preset != new_preset:
+            scale = MODES[mode]["NNSTUDIES_SCALE"]
+            if mode == "smoke":
+                print(
+                    f"  {mode}: not compared: the {scale} preset changed since {commit}, so its "
+                    "numbers would differ whatever the code; the stored full numbers do not use it"
+                )
+            else:
+                found.append(f"{mode}: the {scale} preset changed since {commit}")
+            continue
+        compared.append(mode)
         kept = work / "runs" / f"{commit}-{notebook(old_root, chapter).stem}-{mode}"
         if (kept / "summary.json").exists():
             old = json.loads((kept / "summary.json").read_text())
@@ -222,7 +262,7 @@ def compare(
             + ("bit-identical" if not diff else f"{len(diff)} differences")
         )
         found += [f"{mode}: {d}" for d in diff]
-    return found
+    return found, compared
 
 
 def main() -> None:
@@ -236,10 +276,12 @@ def main() -> None:
     cmp_.add_argument("--modes", nargs="+", default=list(MODES), choices=list(MODES))
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    found = compare(args.chapter, args.base, args.modes)
+    found, compared = compare(args.chapter, args.base, args.modes)
     for line in found:
         print("  " + line)
-    raise SystemExit(1 if found else 0)
+    if not compared:
+        print("  no mode compared")
+    raise SystemExit(1 if found or not compared else 0)
 
 
 if __name__ == "__main__":
