@@ -108,19 +108,14 @@ def _update(
     return run
 
 
-def _inversion(opt: optim.FOOF | optim.KFAC) -> Callable[[], None]:
-    """What an inversion step adds: every layer's damped inverse, and the momentum carried over
-    to it (P_new(P_old⁻¹ m), where the optimizer has momentum)."""
-
-    def run() -> None:
-        old = dict(opt._inverse)
-        opt.invert()
-        for layer in opt.layers:
-            m = opt.state[layer.weight].get("direction")
-            if m is not None and layer in old and not opt._raw.get(layer):
-                opt._inverse[layer].apply(old[layer].unapply(m))
-
-    return run
+def _sizes(opt: optim.FOOF | optim.KFAC) -> list[int]:
+    """The sizes of the factors each inversion inverts (Ā's, and Ḡ's for KFAC)."""
+    return [
+        side.shape[0]
+        for inverse in opt.inverses.values()
+        for side in (inverse.input_side, inverse.output_side)
+        if side is not None
+    ]
 
 
 Setting = tuple[Update, Update | None, Callable[[], None] | None, Callable[[], list[int]]]
@@ -147,8 +142,8 @@ def settings(make: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor) ->
     out["FOOF"] = (
         _update(foof, m_foof, x, y),
         _update(foof_stat, m_foof_stat, x, y),
-        _inversion(foof),
-        lambda: [a.shape[0] for a in foof._a.values()],
+        foof.invert,  # an inversion step's work: the inverses, and the momentum carried over
+        partial(_sizes, foof),
     )
 
     m_kfac, m_kfac_stat = fresh(), fresh()
@@ -157,8 +152,8 @@ def settings(make: Callable[[], nn.Module], x: torch.Tensor, y: torch.Tensor) ->
     out["KFAC"] = (
         _update(kfac, m_kfac, x, y),
         _update(kfac_stat, m_kfac_stat, x, y),
-        _inversion(kfac),
-        lambda: [f.shape[0] for fs in kfac._factors.values() for f in fs if f is not None],
+        kfac.invert,
+        partial(_sizes, kfac),
     )
 
     for label, batches in (("curvlinops KFAC", 1), (CURVLINOPS_10, 10)):

@@ -643,6 +643,43 @@ def test_foof_momentum_without_weight_gradients(period: int) -> None:
         torch.testing.assert_close(p, q)
 
 
+def test_invert_off_schedule_carries_the_momentum_over() -> None:
+    """``invert()`` called between scheduled inversions re-expresses the momentum in the new
+    preconditioner: the following updates are those of an explicit loop with momentum on the raw
+    gradient whose inverse changes at that point (here, where only the direction is carried)."""
+    torch.manual_seed(3)
+    model = MLP(20, [16], 3, init="torch").double()
+    ref = MLP(20, [16], 3, init="torch").double()
+    ref.load_state_dict(model.state_dict())
+    x, y = torch.randn(8, 20), torch.randint(3, (8,))
+    opt = FOOF(
+        model, 0.1, 0.5, momentum=0.9, decay=0.0, inv_period=100, stat_steps=100, order="factored"
+    )
+
+    def inverse_at(xb: torch.Tensor) -> list[torch.Tensor]:
+        return [
+            torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0]))
+            for s in layer_statistics(ref, xb, y)
+        ]
+
+    velocity, inverse = None, inverse_at(x)
+    for step in range(6):
+        xb = x + 0.1 * step
+        if step == 2:  # Ā at the invert() below: this batch's (decay 0), before this update
+            later = inverse_at(xb)
+        if step == 3:
+            opt.invert()
+            inverse = later
+        velocity = _foof_momentum_step(ref, layer_statistics(ref, xb, y), velocity, inverse)
+        opt.zero_grad()
+        training_step(opt, model, xb, y)
+    assert not any(opt._raw.values())
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p, q)
+    with pytest.raises(TypeError):
+        opt.inverses[model.linears[0]] = None  # type: ignore[index]
+
+
 def test_kfac_statistics_only_before_each_inversion() -> None:
     """With stat_steps S < T, KFAC's Ā and Ḡ are moving averages of the S batches that end with
     each inversion only, formed explicitly here from those batches."""

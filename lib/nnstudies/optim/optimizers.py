@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 
 import torch
 from torch import nn
@@ -74,6 +75,7 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
         self._output_grads: dict[nn.Module, torch.Tensor] = {}
         self._is_factored: dict[nn.Module, bool] = {}
         self._raw: dict[nn.Module, bool] = {}  # keeps the raw momentum buffer (see _direction)
+        self._inverse: dict[nn.Module, DampedInverse] = {}  # P per layer (see invert)
         self._record = False
         self._capture = False  # keep ∂L/∂(layer output) of the next loss.backward() (factored)
         self._hooks = [layer.register_forward_hook(self._forward_hook) for layer in self.layers]
@@ -153,6 +155,40 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
         for h in self._hooks:
             h.remove()
 
+    @property
+    def inverses(self) -> Mapping[nn.Module, DampedInverse]:
+        """Each layer's damped inverse P, as the last :meth:`invert` left it (read-only)."""
+        return MappingProxyType(self._inverse)
+
+    def _new_inverses(self) -> dict[nn.Module, DampedInverse]:
+        raise NotImplementedError(f"{type(self).__name__} keeps no inverse curvature")
+
+    @torch.no_grad()
+    def invert(self) -> None:
+        """Recompute every layer's damped inverse P from the current statistics (done at the
+        first step and every ``inv_period`` steps), and carry the heavy-ball momentum over to it:
+        the direction m = P_old(v) becomes P_new(v) (see :meth:`_direction`). A layer that keeps
+        the raw buffer v rebuilds m from it at its next step.
+        """
+        old, self._inverse = self._inverse, self._new_inverses()
+        for layer in self.layers:
+            state = self.state[layer.weight]
+            if layer not in old or "direction" not in state:
+                continue
+            if self._raw.get(layer):
+                del state["direction"]
+            else:
+                state["direction"] = self._inverse[layer].apply(
+                    old[layer].unapply(state["direction"])
+                )
+
+    def _step(self) -> None:
+        """Invert when due, then move every layer by −η Δ."""
+        if self.steps % self._period() == 0 or not self._inverse:
+            self.invert()
+        for layer in self.layers:
+            self._apply(layer, self._direction(layer, self._inverse[layer]))
+
     def _raw_gradient(self, layer: Layer) -> torch.Tensor:
         """∇W̃ from ``.grad``."""
         if layer.weight.grad is None:
@@ -164,21 +200,18 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
             layer, layer.weight.grad, None if layer.bias is None else layer.bias.grad
         )
 
-    def _direction(
-        self, layer: Layer, inverse: DampedInverse, previous: DampedInverse | None
-    ) -> torch.Tensor:
+    def _direction(self, layer: Layer, inverse: DampedInverse) -> torch.Tensor:
         """This step's direction m = P(v): v the heavy-ball momentum buffer of the raw gradient,
-        v ← μv + ∇W̃, and P the layer's damped inverse (a linear map, fixed between inversions;
-        ``previous`` is the one it replaces at an inversion step, else None).
+        v ← μv + ∇W̃, and P the layer's damped inverse (a linear map, fixed between inversions).
 
         While P is fixed, m ← μm + P(∇W̃) is the same vector, and P(∇W̃) is built in the factored
         order when that is cheaper: with ∇W̃ = Eᵀ A (E the output gradients, A the inputs, one row
         per example), FOOF's ∇W̃ P = Eᵀ (A P) costs B·m̃² + B·m̃·n multiply-adds against n·m̃²
         (B < n pays), and ∇W̃ itself need not be formed. At an inversion m must become P_new(v):
         either the raw buffer v is kept (forming ∇W̃ every step, B·n·m̃) and m = P_new(v), or only
-        m is kept and carried over, m ← P_new(P_old⁻¹(m)) (:meth:`DampedInverse.unapply`, about
-        2·n·m̃² once per inversion). A layer keeps the raw buffer where that is cheaper, T·B < m̃
-        (e.g. T = 1), decided at its first step.
+        m is kept and carried over by :meth:`invert`, m ← P_new(P_old⁻¹(m))
+        (:meth:`DampedInverse.unapply`, about 2·n·m̃² once per inversion). A layer keeps the raw
+        buffer where that is cheaper, T·B < m̃ (e.g. T = 1), decided at its first step.
         """
         e = self._output_grads.get(layer)
         mu = self.param_groups[0]["momentum"]
@@ -187,7 +220,7 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
             raw = self._raw_gradient(layer)
             v = state.get("momentum_buffer")
             v = state["momentum_buffer"] = raw.clone() if v is None else v.mul_(mu).add_(raw)
-            if previous is not None or "direction" not in state:
+            if "direction" not in state:  # the first step, or P changed (see invert)
                 state["direction"] = inverse.apply(v)
                 return state["direction"]
         if e is not None:  # P(∇W̃) from E and A, never forming ∇W̃ P's dense product
@@ -201,8 +234,6 @@ class _LayerwiseOptimizer(torch.optim.Optimizer):
         if m is None:
             state["direction"] = step
             return step
-        if previous is not None:  # m = P_old(v) → P_new(v)
-            m = inverse.apply(previous.unapply(m))
         state["direction"] = m.mul_(mu).add_(step)
         return state["direction"]
 
@@ -274,7 +305,6 @@ class FOOF(_LayerwiseOptimizer):
         self.decay, self.inv_period = decay, inv_period
         self.stat_steps = _stat_steps(inv_period, stat_steps)
         self._a: dict[nn.Module, torch.Tensor] = {}
-        self._inverse: dict[nn.Module, DampedInverse] = {}
         self._record = True  # every step: the factored order needs the inputs
         self._capture = True  # a plain loss.backward() keeps the output gradients too
 
@@ -292,15 +322,20 @@ class FOOF(_LayerwiseOptimizer):
         finally:
             self._capture = True
 
-    @torch.no_grad()
-    def invert(self) -> None:
-        """Recompute every layer's (Ā + λI)⁻¹ from the current Ā (every ``inv_period`` steps)."""
+    def _new_inverses(self) -> dict[nn.Module, DampedInverse]:
+        """Every layer's (Ā + λI)⁻¹ from the current Ā."""
         if len(self._a) < len(self.layers):
             raise RuntimeError("FOOF has no Ā yet: run a forward pass, backward and step() first")
         damping = self.param_groups[0]["damping"]
-        for layer in self.layers:
-            where = f" of {type(layer).__name__} at step {self.steps}"
-            self._inverse[layer] = damped_inverse(self._a[layer], None, damping, where=where)
+        return {
+            layer: damped_inverse(
+                self._a[layer],
+                None,
+                damping,
+                where=f" of {type(layer).__name__} at step {self.steps}",
+            )
+            for layer in self.layers
+        }
 
     @torch.no_grad()
     def step(self, closure: None = None) -> None:  # type: ignore[override]
@@ -313,11 +348,7 @@ class FOOF(_LayerwiseOptimizer):
             for layer in self.layers:
                 a_bar = input_factor(_patches(layer, self._inputs[layer]))
                 self._a[layer] = self._ema(self._a.get(layer), a_bar, self.decay)
-        previous = dict(self._inverse) if self.steps % self.inv_period == 0 else {}
-        if previous or not self._inverse:
-            self.invert()
-        for layer in self.layers:  # Δ = (momentum-averaged ∇W̃)(Ā + λI)⁻¹
-            self._apply(layer, self._direction(layer, self._inverse[layer], previous.get(layer)))
+        self._step()  # Δ = (momentum-averaged ∇W̃)(Ā + λI)⁻¹
         self._end_step()
 
 
@@ -370,7 +401,6 @@ class KFAC(_LayerwiseOptimizer):
         self._factors: dict[nn.Module, list[torch.Tensor | None]] = {
             layer: [None, None] for layer in self.layers
         }
-        self._inverse: dict[nn.Module, DampedInverse] = {}
         self._fresh = False
         self._record = True
 
@@ -414,20 +444,14 @@ class KFAC(_LayerwiseOptimizer):
                 "call optimizer.backward(loss, outputs) instead of loss.backward() "
                 "before KFAC.step()"
             )
-        previous = dict(self._inverse) if self.steps % self.inv_period == 0 else {}
-        if previous or not self._inverse:
-            self.invert()
-        for layer in self.layers:
-            self._apply(layer, self._direction(layer, self._inverse[layer], previous.get(layer)))
+        self._step()
         self._fresh = False
         self._end_step()
 
-    @torch.no_grad()
-    def invert(self) -> None:
-        """Recompute every layer's damped inverse from the current Ā and Ḡ (done every
-        ``inv_period`` steps).
-        """
+    def _new_inverses(self) -> dict[nn.Module, DampedInverse]:
+        """Every layer's damped inverse from the current Ā and Ḡ."""
         damping = self.param_groups[0]["damping"]
+        inverses: dict[nn.Module, DampedInverse] = {}
         for layer in self.layers:
             a, g = self._factors[layer]
             if a is None or g is None:
@@ -436,7 +460,8 @@ class KFAC(_LayerwiseOptimizer):
                     "call optimizer.backward(loss, outputs) first"
                 )
             where = f" of {type(layer).__name__} at step {self.steps}"
-            self._inverse[layer] = damped_inverse(a, g, damping, self.damping_kind, where=where)
+            inverses[layer] = damped_inverse(a, g, damping, self.damping_kind, where=where)
+        return inverses
 
 
 class NaturalGradient(_LayerwiseOptimizer):

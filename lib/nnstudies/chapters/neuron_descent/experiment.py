@@ -655,11 +655,6 @@ def _inversion_seconds(opt: torch.optim.Optimizer, sync: Callable[[], None]) -> 
         return 0.0
     sync()
     started = time.perf_counter()
-    old = dict(opt._inverse)
-    opt.invert()
-    for layer in opt.layers:  # what an inversion step adds: m ← P_new(P_old⁻¹(m))
-        m = opt.state[layer.weight].get("direction")
-        if m is not None and layer in old and not opt._raw.get(layer):
-            opt._inverse[layer].apply(old[layer].unapply(m))
+    opt.invert()  # what an inversion step adds, the momentum's carry-over m ← P_new(P_old⁻¹(m)) too
     sync()
     return time.perf_counter() - started
