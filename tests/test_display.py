@@ -3,6 +3,7 @@ the device in plain words."""
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import importlib
 import re
@@ -29,6 +30,24 @@ def test_listing_leaves_out_comments_for_tools() -> None:
     assert "# an independent minibatch: unbiased" in shown  # a comment for readers stays
     with open(path.__file__) as source:  # the file itself keeps them
         assert "type: ignore" in source.read()
+
+
+@pytest.mark.parametrize("notebook", sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), ids=str)
+def test_every_listing_asked_for_is_shown(notebook: Path) -> None:
+    """A cell shows only its last expression: a ``show_code(...)`` above it would print nothing,
+    and the page would lack the code its text promises."""
+    hidden = []
+    for i, cell in enumerate(nbformat.read(notebook, as_version=4).cells):
+        if cell.cell_type != "code":
+            continue
+        lines = [
+            line for line in cell.source.splitlines() if not line.lstrip().startswith(("%", "!"))
+        ]
+        for statement in ast.parse("\n".join(lines)).body[:-1]:
+            call = statement.value if isinstance(statement, ast.Expr) else None
+            if isinstance(call, ast.Call) and ast.unparse(call.func).endswith("show_code"):
+                hidden.append(f"cell {i}: {ast.unparse(call)[:80]}")
+    assert not hidden, f"{notebook.name}: listings that print nothing: {hidden}"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
