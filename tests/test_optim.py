@@ -614,27 +614,37 @@ def test_backward_forms_no_weight_gradient_of_factored_layers(kind: str) -> None
         torch.testing.assert_close(p, q)
 
 
+def _factored_foof(seed: int, **schedule: int) -> tuple[MLP, MLP, FOOF, torch.Tensor, torch.Tensor]:
+    """A FOOF with momentum in the factored order, a copy of its model for the explicit loop, and
+    a batch."""
+    torch.manual_seed(seed)
+    model = MLP(20, [16], 3, init="torch").double()
+    ref = MLP(20, [16], 3, init="torch").double()
+    ref.load_state_dict(model.state_dict())
+    x, y = torch.randn(8, 20), torch.randint(3, (8,))
+    opt = FOOF(model, 0.1, 0.5, momentum=0.9, decay=0.0, order="factored", **schedule)
+    return model, ref, opt, x, y
+
+
+def _foof_inverse(ref: MLP, x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    """(Ā + 0.5 I)⁻¹ of each layer of ``ref`` on one batch, by an explicit inverse."""
+    return [
+        torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0]))
+        for s in layer_statistics(ref, x, y)
+    ]
+
+
 @pytest.mark.parametrize("period", [1, 3])
 def test_foof_momentum_without_weight_gradients(period: int) -> None:
     """FOOF through optimizer.backward (factored order, no ∇W̃) with momentum across inversions:
     the parameters of an explicit loop with momentum on the raw gradient, both where a layer keeps
     the raw buffer (T·B < m̃: T = 1) and where it carries the direction over (T = 3)."""
-    torch.manual_seed(8)
-    model = MLP(20, [16], 3, init="torch").double()
-    ref = MLP(20, [16], 3, init="torch").double()
-    ref.load_state_dict(model.state_dict())
-    x, y = torch.randn(8, 20), torch.randint(3, (8,))
-    opt = FOOF(
-        model, 0.1, 0.5, momentum=0.9, decay=0.0, inv_period=period, stat_steps=1, order="factored"
-    )
+    model, ref, opt, x, y = _factored_foof(8, inv_period=period, stat_steps=1)
     velocity, inverse = None, None
     for step in range(7):
         xb = x + 0.1 * step
         if step % period == 0:
-            inverse = [
-                torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0]))
-                for s in layer_statistics(ref, xb, y)
-            ]
+            inverse = _foof_inverse(ref, xb, y)
         velocity = _foof_momentum_step(ref, layer_statistics(ref, xb, y), velocity, inverse)
         opt.zero_grad()
         training_step(opt, model, xb, y)
@@ -647,26 +657,12 @@ def test_invert_off_schedule_carries_the_momentum_over() -> None:
     """``invert()`` called between scheduled inversions re-expresses the momentum in the new
     preconditioner: the following updates are those of an explicit loop with momentum on the raw
     gradient whose inverse changes at that point (here, where only the direction is carried)."""
-    torch.manual_seed(3)
-    model = MLP(20, [16], 3, init="torch").double()
-    ref = MLP(20, [16], 3, init="torch").double()
-    ref.load_state_dict(model.state_dict())
-    x, y = torch.randn(8, 20), torch.randint(3, (8,))
-    opt = FOOF(
-        model, 0.1, 0.5, momentum=0.9, decay=0.0, inv_period=100, stat_steps=100, order="factored"
-    )
-
-    def inverse_at(xb: torch.Tensor) -> list[torch.Tensor]:
-        return [
-            torch.linalg.inv(s.a_factor() + 0.5 * torch.eye(s.a_factor().shape[0]))
-            for s in layer_statistics(ref, xb, y)
-        ]
-
-    velocity, inverse = None, inverse_at(x)
+    model, ref, opt, x, y = _factored_foof(3, inv_period=100, stat_steps=100)
+    velocity, inverse = None, _foof_inverse(ref, x, y)
     for step in range(6):
         xb = x + 0.1 * step
         if step == 2:  # Ā at the invert() below: this batch's (decay 0), before this update
-            later = inverse_at(xb)
+            later = _foof_inverse(ref, xb, y)
         if step == 3:
             opt.invert()
             inverse = later
