@@ -9,8 +9,9 @@ chapter recorded (timings and the environment left out) and a digest of every tr
 in the model cache (the weights' bytes, dtypes and shapes, in any order). Prints the differences;
 exit status 0 when everything is bit-identical. A mode whose preset itself differs between the
 two versions is not run: at ``smoke`` it is skipped, and said so (the stored ``full`` numbers do
-not depend on it); in the ``full``-shaped run it is a difference (the stored numbers cannot hold). The base commit's runs are kept, keyed by commit,
-chapter and mode, so a second comparison only runs the new code.
+not depend on it); in the ``full``-shaped run it is a difference (the stored numbers cannot
+hold). The base commit's runs are kept, keyed by commit, chapter and mode, so a second
+comparison only runs the new code.
 """
 
 from __future__ import annotations
